@@ -1,0 +1,57 @@
+"""`nuclei-tf` entry point: a click group whose sub-commands are imported lazily.
+
+Importing TensorFlow takes seconds, so each sub-command lives in its own module and
+is imported only when it is invoked; `nuclei-tf --help` stays instant.
+"""
+import importlib
+import warnings
+
+import click
+
+from nuclei_tf import __version__
+
+#: command name -> "module:attribute" of the click command implementing it.
+COMMANDS = {
+    "data": "nuclei_tf.cli.data:data",
+    "baseline": "nuclei_tf.cli.evaluate:baseline",
+    "evaluate": "nuclei_tf.cli.evaluate:evaluate",
+    "models": "nuclei_tf.cli.models:models",
+}
+
+#: one-line help shown by `nuclei-tf --help` without importing the command module.
+SHORT_HELP = {
+    "data": "Inspect datasets and split protocols.",
+    "baseline": "Run a classical baseline (Otsu, watershed, Fiji-like) on a protocol's test sets.",
+    "evaluate": "Score predicted instance maps against a protocol's test sets.",
+    "models": "List every architecture with its options and parameter count.",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a sub-command's module only when that command runs."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx, formatter):
+        """List the commands from SHORT_HELP so `--help` imports none of them."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, SHORT_HELP[name]) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nuclei-tf")
+def cli():
+    """nuclei-tf: deep-learning segmentation of cell nuclei in H&E histopathology."""
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    """Print warnings as one 'warning: ...' line on stderr, without the source line."""
+    click.echo(f"warning: {message}", err=True)

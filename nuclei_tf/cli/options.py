@@ -1,0 +1,55 @@
+"""Option decorators shared by every sub-command (one definition, many commands)."""
+import functools
+
+import click
+
+from nuclei_tf.data.protocols import PROTOCOLS
+
+_PATH = click.Path(exists=True, file_okay=False, dir_okay=True)
+
+
+def dataset_options(func):
+    """--monuseg, --tnbc and --dsb: the dataset roots a protocol may need."""
+    for option in reversed(
+        [
+            click.option("--monuseg", type=_PATH, help="MoNuSeg 2018 root (holds 'MoNuSeg 2018 Training Data', 'MoNuSegTestData')."),
+            click.option("--tnbc", type=_PATH, help="TNBC root (holds 'Slide_XX'/'GT_XX', or 'TNBC_NucleiSegmentation')."),
+            click.option("--dsb", type=_PATH, help="DSB-2018 stage-1 training folder ('<id>/images', '<id>/masks')."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def protocol_option(default="lagree2021"):
+    """--protocol NAME (choices: the registered protocols) and --seed N."""
+
+    def decorate(func):
+        func = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")(func)
+        return click.option(
+            "--protocol",
+            type=click.Choice(sorted(PROTOCOLS)),
+            default=default,
+            show_default=True,
+            help="Split protocol of a paper.",
+        )(func)
+
+    return decorate
+
+
+def json_option(func):
+    """--json: machine-readable output instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+def data_errors_as_usage(func):
+    """Turn a DataError or ValueError into one click error line instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper

@@ -1,0 +1,130 @@
+"""Reading images and label maps from disk, with one clear error per bad file.
+
+Conversions (documented, never silent corruption):
+
+* RGBA -> RGB by dropping alpha (TNBC ships RGBA PNGs); grey+alpha -> grey.
+* grey-scale (H x W or H x W x 1) -> RGB by repeating the channel.
+* 16-bit -> 8-bit by the linear map ``round(x / 257)`` (0..65535 onto 0..255).
+
+Anything else (floats, 2 or >4 channels, 1-D data, unreadable bytes) raises
+:class:`~nuclei_tf.data.errors.DataError` naming the file.
+"""
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from nuclei_tf.data.errors import DataError
+
+TIFF_SUFFIXES = {".tif", ".tiff"}
+IMAGE_SUFFIXES = TIFF_SUFFIXES | {".png", ".jpg", ".jpeg", ".bmp"}
+
+
+@contextmanager
+def decoding(path):
+    """Check ``path`` exists, and turn any decoder exception into one DataError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        yield path
+    except DataError:
+        raise
+    except Exception as exc:  # every decoder has its own exception types
+        raise DataError(path, f"cannot be decoded as an image, corrupt or truncated? ({exc})") from None
+
+
+def _tiff_first_page(tif, path):
+    if len(tif.pages) == 0:
+        raise DataError(path, "cannot be decoded as an image, corrupt or truncated? (TIFF holds no page)")
+    return tif.pages[0]
+
+
+def _read_array(path):
+    """Decode a TIFF (tifffile, LZW via imagecodecs) or any Pillow format to an array."""
+    with decoding(path) as path:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return _tiff_first_page(tif, path).asarray()
+        from PIL import Image
+
+        with Image.open(path) as im:
+            im.load()
+            return np.asarray(im)
+
+
+def to_uint8(array, path):
+    """Map uint8/uint16 pixel data to uint8 (16-bit: ``round(x / 257)``)."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        return np.round(array / 257.0).astype(np.uint8)
+    raise DataError(path, f"unsupported pixel type {array.dtype}; expected 8- or 16-bit unsigned integers")
+
+
+def to_rgb(array, path):
+    """Return an H x W x 3 array from grey, grey+alpha, RGB or RGBA data."""
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise DataError(path, f"expected a 2-D image, got an array of shape {array.shape}")
+    channels = array.shape[-1]
+    if channels in (1, 2):
+        return np.repeat(array[..., :1], 3, axis=-1)
+    if channels in (3, 4):
+        return np.ascontiguousarray(array[..., :3])
+    raise DataError(path, f"expected 1, 3 or 4 channels, got {channels} (shape {array.shape})")
+
+
+def read_image(path):
+    """Read an RGB image as uint8 H x W x 3, applying the module's documented conversions."""
+    array = _read_array(path)
+    return to_rgb(to_uint8(array, path), path)
+
+
+def read_label(path):
+    """Read an instance-label image (0 = background, 1..N = nuclei) as int32 H x W."""
+    array = _read_array(path)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise DataError(path, f"expected a single-channel label map, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise DataError(path, f"label map must hold integers, got {array.dtype}")
+    if array.size and array.min() < 0:
+        raise DataError(path, f"label map holds negative ids (min {array.min()})")
+    if array.size and array.max() > np.iinfo(np.int32).max:
+        raise DataError(path, f"label ids exceed int32 (max {array.max()})")
+    return array.astype(np.int32)
+
+
+def find_by_stem(folder, stem, suffixes=IMAGE_SUFFIXES):
+    """The file in ``folder`` named ``stem`` + one of ``suffixes``, or None."""
+    for suffix in sorted(suffixes):
+        for candidate in (Path(folder) / f"{stem}{suffix}", Path(folder) / f"{stem}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def list_images(folder):
+    """Image files directly inside ``folder``, sorted by name."""
+    if not Path(folder).is_dir():
+        raise DataError(folder, "folder not found")
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def image_shape(path):
+    """(H, W) of an image from its header, without decoding the pixels."""
+    with decoding(path) as path:
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                return tuple(_tiff_first_page(tif, path).shape[:2])
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]

@@ -1,0 +1,148 @@
+"""The papers' data-split protocols, selectable by name and deterministic under a seed.
+
+Every protocol returns ``{split_name: [Record, ...]}`` with ``train`` and ``val`` plus one
+entry per test set; no image appears in two splits.
+
+* ``lagree2021`` (Lagree et al. 2021): train on every non-breast MoNuSeg image of the
+  training *and* test folders (36), 80:20 train/val by image; test sets
+  ``monuseg-breast`` (8: six training-folder images + TCGA-AC-A2FO, TCGA-AO-A0J2) and
+  ``tnbc`` (50).
+* ``ledinh2021`` (Le Dinh et al. 2021): the 24 non-breast images of the training folder,
+  80:20 train/val; the same two test sets.
+* ``kasturi2022`` (Kasturi et al. 2022): the 30 MoNuSeg training images plus half of TNBC
+  for training (80:20 train/val, our choice: the paper names no validation set), the other
+  half of TNBC as ``tnbc-test``. TNBC is split by patient (``Slide_XX``): the subset of
+  patients whose image count is closest to 25 of 50, drawn with the seed among ties.
+* ``long2020`` (Long 2020): grey-scale DSB-2018 stage-1 images; 10% held out as ``test``
+  (the paper's 53 of 599), the rest 80:20 train/val.
+"""
+import itertools
+
+import numpy as np
+
+from nuclei_tf.data.dsb import DSB2018
+from nuclei_tf.data.errors import DataError
+from nuclei_tf.data.monuseg import MoNuSeg
+from nuclei_tf.data.tnbc import TNBC
+
+VAL_FRACTION = 0.2
+
+PROTOCOLS = {}
+
+
+def protocol(name):
+    """Register ``func(sources, seed) -> {split: records}`` under ``name``."""
+
+    def register(func):
+        PROTOCOLS[name] = func
+        return func
+
+    return register
+
+
+class Sources:
+    """The dataset roots given by the user; a protocol asks for the ones it needs."""
+
+    def __init__(self, protocol_name, monuseg=None, tnbc=None, dsb=None):
+        self.protocol_name = protocol_name
+        self.roots = {"monuseg": monuseg, "tnbc": tnbc, "dsb": dsb}
+
+    def _root(self, key):
+        root = self.roots[key]
+        if root is None:
+            raise DataError(f"--{key}", f"protocol '{self.protocol_name}' needs the {key} folder")
+        return root
+
+    def monuseg(self):
+        return MoNuSeg(self._root("monuseg"))
+
+    def tnbc(self):
+        return TNBC(self._root("tnbc"))
+
+    def dsb(self):
+        return DSB2018(self._root("dsb"))
+
+
+def train_val_split(records, seed, val_fraction=VAL_FRACTION):
+    """Shuffle by image with ``seed`` and hold out ``round(n * val_fraction)`` images for validation."""
+    records = sorted(records, key=lambda r: r.id)
+    order = np.random.default_rng(seed).permutation(len(records))
+    n_val = int(round(len(records) * val_fraction))
+    shuffled = [records[i] for i in order]
+    return {"train": sorted(shuffled[n_val:], key=lambda r: r.id), "val": sorted(shuffled[:n_val], key=lambda r: r.id)}
+
+
+def split_by_patient(records, seed, fraction=0.5):
+    """Split records into (rest, held_out) by whole patients, held_out nearest ``fraction`` of images.
+
+    Every subset of patients is scored by |images - fraction * total|; the seed picks one of
+    the best subsets, so no patient is on both sides.
+    """
+    patients = sorted({r.patient for r in records})
+    counts = {p: sum(r.patient == p for r in records) for p in patients}
+    target = fraction * len(records)
+    subsets = [
+        subset
+        for size in range(1, len(patients))
+        for subset in itertools.combinations(patients, size)
+    ]
+    gaps = [abs(sum(counts[p] for p in subset) - target) for subset in subsets]
+    best = [s for s, g in zip(subsets, gaps) if g == min(gaps)]
+    held = set(best[np.random.default_rng(seed).integers(len(best))])
+    return [r for r in records if r.patient not in held], [r for r in records if r.patient in held]
+
+
+def _non_breast(records):
+    return [r for r in records if r.organ != "breast"]
+
+
+def _breast(records):
+    return [r for r in records if r.organ == "breast"]
+
+
+@protocol("lagree2021")
+def lagree2021(sources, seed):
+    monuseg = sources.monuseg().records()
+    splits = train_val_split(_non_breast(monuseg), seed)
+    splits["monuseg-breast"] = _breast(monuseg)
+    splits["tnbc"] = sources.tnbc().records()
+    return splits
+
+
+@protocol("ledinh2021")
+def ledinh2021(sources, seed):
+    monuseg = sources.monuseg()
+    splits = train_val_split(_non_breast(monuseg.train()), seed)
+    splits["monuseg-breast"] = _breast(monuseg.records())
+    splits["tnbc"] = sources.tnbc().records()
+    return splits
+
+
+@protocol("kasturi2022")
+def kasturi2022(sources, seed):
+    tnbc_train, tnbc_test = split_by_patient(sources.tnbc().records(), seed)
+    splits = train_val_split(sources.monuseg().train() + tnbc_train, seed)
+    splits["tnbc-test"] = tnbc_test
+    return splits
+
+
+@protocol("long2020")
+def long2020(sources, seed):
+    records = sorted(sources.dsb().records(greyscale_only=True), key=lambda r: r.id)
+    held = train_val_split(records, seed, val_fraction=0.1)
+    splits = train_val_split(held["train"], seed)
+    splits["test"] = held["val"]
+    return splits
+
+
+def get_protocol(name):
+    """The protocol function registered under ``name`` (a clear error lists the valid names)."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ValueError(f"unknown protocol '{name}'; choose one of {', '.join(sorted(PROTOCOLS))}") from None
+
+
+def split_protocol(name, monuseg=None, tnbc=None, dsb=None, seed=0):
+    """``{split: [Record, ...]}`` for protocol ``name`` from the given dataset roots."""
+    return get_protocol(name)(Sources(name, monuseg=monuseg, tnbc=tnbc, dsb=dsb), seed)

@@ -1,0 +1,126 @@
+"""Shared fixtures: the real data in ../shared/data (skipped when absent) and tiny synthetic datasets."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("NUCLEI_TF_DATA", REPO.parent / "shared" / "data"))
+
+
+def _real(sub):
+    path = SHARED_DATA / sub
+    if not path.is_dir():
+        pytest.skip(f"real data not found at {path} (set NUCLEI_TF_DATA to the folder holding MoNuSeg/ and TNBC/)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def monuseg_root():
+    return _real("MoNuSeg")
+
+
+@pytest.fixture(scope="session")
+def tnbc_root():
+    return _real("TNBC")
+
+
+def disk_instances(shape, centres, radius):
+    """An int32 instance map with one disk per centre (ids 1..K)."""
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    instances = np.zeros(shape, dtype=np.int32)
+    for index, (r, c) in enumerate(centres, start=1):
+        instances[(rows - r) ** 2 + (cols - c) ** 2 <= radius**2] = index
+    return instances
+
+
+def random_rgb(shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+
+
+def region_xml(polygons):
+    """Aperio-style XML with one Region per polygon (list of (x, y) vertices)."""
+    regions = "".join(
+        f'<Region Id="{i}"><Vertices>'
+        + "".join(f'<Vertex X="{x}" Y="{y}"/>' for x, y in poly)
+        + "</Vertices></Region>"
+        for i, poly in enumerate(polygons, start=1)
+    )
+    return f'<Annotations><Annotation Id="1"><Regions>{regions}</Regions></Annotation></Annotations>'
+
+
+def square(x0, y0, size):
+    return [(x0, y0), (x0 + size, y0), (x0 + size, y0 + size), (x0, y0 + size)]
+
+
+@pytest.fixture
+def synthetic_monuseg(tmp_path):
+    """Official MoNuSeg layout: 2 training images (XML; derived label) and 2 test images."""
+    root = tmp_path / "MoNuSeg"
+    train = root / "MoNuSeg 2018 Training Data"
+    (train / "Tissue Images").mkdir(parents=True)
+    (train / "Annotations").mkdir()
+    (root / "MoNuSegTestData").mkdir()
+    (root / "derived-instance-labels").mkdir()
+    shape = (64, 64)
+    tifffile.imwrite(train / "Tissue Images" / "TCGA-A7-A13E-01Z-00-DX1.tif", random_rgb(shape, 1), compression="lzw")
+    (train / "Annotations" / "TCGA-A7-A13E-01Z-00-DX1.xml").write_text(
+        region_xml([square(5, 5, 10), square(30, 30, 12), [(1, 1), (2, 2)]])
+    )
+    tifffile.imwrite(train / "Tissue Images" / "TCGA-B0-5698-01Z-00-DX1.tif", random_rgb(shape, 2))
+    Image.fromarray(disk_instances(shape, [(20, 20), (40, 45)], 6).astype(np.uint16)).save(
+        root / "derived-instance-labels" / "TCGA-B0-5698-01Z-00-DX1.png"
+    )
+    for name, seed in (("TCGA-AC-A2FO-01A-01-TS1", 3), ("TCGA-2Z-A9J9-01A-01-TS1", 4)):
+        tifffile.imwrite(root / "MoNuSegTestData" / f"{name}.tif", random_rgb(shape, seed))
+        (root / "MoNuSegTestData" / f"{name}.xml").write_text(region_xml([square(10, 10, 8)]))
+    return root
+
+
+@pytest.fixture
+def synthetic_tnbc(tmp_path):
+    """Official TNBC layout: 3 patients, RGBA and RGB slides, binary 0/255 masks."""
+    root = tmp_path / "TNBC_NucleiSegmentation"
+    for patient, n_images in (("01", 2), ("02", 1), ("03", 1)):
+        (root / f"Slide_{patient}").mkdir(parents=True)
+        (root / f"GT_{patient}").mkdir()
+        for k in range(1, n_images + 1):
+            rgba = np.dstack([random_rgb((32, 32), k), np.full((32, 32), 255, np.uint8)])
+            Image.fromarray(rgba if k % 2 else rgba[..., :3]).save(root / f"Slide_{patient}" / f"{patient}_{k}.png")
+            mask = (disk_instances((32, 32), [(8, 8), (22, 22)], 4) > 0).astype(np.uint8) * 255
+            Image.fromarray(mask).save(root / f"GT_{patient}" / f"{patient}_{k}.png")
+    return tmp_path
+
+
+@pytest.fixture
+def synthetic_dsb(tmp_path):
+    """DSB-2018 stage-1 layout: 4 grey-scale RGBA images and 1 colour image, one PNG per nucleus."""
+    root = tmp_path / "stage1_train"
+    for index in range(5):
+        entry = root / f"img{index:02d}"
+        (entry / "images").mkdir(parents=True)
+        (entry / "masks").mkdir()
+        grey = np.random.default_rng(index).integers(0, 256, (32, 32), dtype=np.uint8)
+        rgb = random_rgb((32, 32), index) if index == 4 else np.dstack([grey] * 3)
+        Image.fromarray(np.dstack([rgb, np.full((32, 32), 255, np.uint8)])).save(entry / "images" / f"img{index:02d}.png")
+        for m, centre in enumerate([(8, 8), (20, 22)]):
+            mask = (disk_instances((32, 32), [centre], 4) > 0).astype(np.uint8) * 255
+            Image.fromarray(mask).save(entry / "masks" / f"m{m}.png")
+    return root
+
+
+@pytest.fixture
+def synthetic_folder(tmp_path):
+    """Generic layout: images/ + labels/ matched by stem."""
+    root = tmp_path / "own"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for stem in ("a", "b"):
+        Image.fromarray(random_rgb((32, 32))).save(root / "images" / f"{stem}.png")
+        tifffile.imwrite(root / "labels" / f"{stem}.tif", disk_instances((32, 32), [(10, 10)], 5) * 7)
+    return root

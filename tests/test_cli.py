@@ -1,0 +1,44 @@
+"""The `nuclei-tf` command line through click's runner and, once, as an installed console script."""
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from nuclei_tf import __version__
+from nuclei_tf.cli.main import COMMANDS, cli
+
+
+def test_help_lists_every_command_without_importing_them():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output
+
+
+def test_version():
+    assert CliRunner().invoke(cli, ["--version"]).output.strip() == f"nuclei-tf, version {__version__}"
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "nuclei_tf", "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in out.stdout
+
+
+def test_data_summary_json(synthetic_monuseg, synthetic_tnbc):
+    result = CliRunner().invoke(
+        cli, ["data", "summary", "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["protocol"] == "lagree2021"
+    assert report["splits"]["tnbc"] == {"images": 4, "nuclei": 8, "organs": {"breast": 4}}
+    assert report["splits"]["monuseg-breast"]["nuclei"] == 3
+    assert set(report["splits"]) == {"train", "val", "monuseg-breast", "tnbc"}
+
+
+def test_data_summary_table_and_errors(synthetic_monuseg, synthetic_tnbc):
+    ok = CliRunner().invoke(cli, ["data", "summary", "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc)])
+    assert ok.exit_code == 0 and "monuseg-breast" in ok.output
+    missing = CliRunner().invoke(cli, ["data", "summary", "--monuseg", str(synthetic_monuseg)])
+    assert missing.exit_code == 1 and "needs the tnbc folder" in missing.output and "Traceback" not in missing.output
