@@ -1,0 +1,62 @@
+"""Probability map -> instance map: threshold, fill holes, drop small objects, label, split."""
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
+from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
+from nuclei_tf.postprocess.watershed import watershed_split
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """The post-processing settings shipped with a model (and chosen on validation data).
+
+    ``split``: "none" (connected components) or "watershed" (marker-controlled watershed on
+    the distance transform, see :func:`~nuclei_tf.postprocess.watershed.watershed_split`).
+    """
+
+    threshold: float = 0.5
+    min_size: int = 10
+    fill: bool = True
+    split: str = "none"
+    h: float = 1.0
+
+    def __post_init__(self):
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
+        if self.split not in ("none", "watershed"):
+            raise ValueError(f"split must be 'none' or 'watershed', got {self.split!r}")
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, config):
+        return cls(**config)
+
+    def __call__(self, probability):
+        return probability_to_instances(probability, self)
+
+
+def mask_to_instances(mask, settings):
+    """Binary mask -> int32 instance map with ids 1..N under ``settings``."""
+    if settings.fill:
+        mask = fill_holes(mask)
+    if settings.split == "watershed":
+        instances = watershed_split(mask, h=settings.h)
+    else:
+        instances = binary_to_instances(mask)
+    return relabel_contiguous(remove_small_objects(instances, settings.min_size))
+
+
+def probability_to_instances(probability, settings=PostProcess()):
+    """Foreground probability (H x W, or H x W x 2 softmax whose channel 1 is nucleus) -> instances."""
+    probability = np.asarray(probability, dtype=np.float32)
+    if probability.ndim == 3:
+        probability = probability[..., -1]
+    if probability.ndim != 2:
+        raise ValueError(f"expected an H x W probability map, got shape {probability.shape}")
+    if not np.isfinite(probability).all():
+        raise ValueError("probability map holds NaN or Inf")
+    return mask_to_instances(probability > settings.threshold, settings)

@@ -1,0 +1,35 @@
+"""Threshold choice on validation data (Lagree et al. 2021: the threshold that maximises
+precision at a given IoU threshold; or any other metric, e.g. AJI)."""
+from dataclasses import replace
+
+import numpy as np
+
+from nuclei_tf.metrics import aggregate, evaluate_instances
+from nuclei_tf.postprocess.instances import PostProcess, probability_to_instances
+
+DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.3, 0.91, 0.05), 2))
+
+
+def search_threshold(probabilities, ground_truths, metric="aji", thresholds=DEFAULT_THRESHOLDS,
+                     settings=PostProcess(), how="pooled"):
+    """The :class:`PostProcess` whose threshold maximises ``metric`` over the images.
+
+    ``probabilities`` and ``ground_truths`` are matching sequences of H x W maps; ``how``
+    aggregates per-image results ("pooled" or "mean", see :func:`nuclei_tf.metrics.aggregate`).
+    Returns ``(best_settings, {threshold: score})``; ties go to the lower threshold.
+    """
+    if len(probabilities) != len(ground_truths) or not probabilities:
+        raise ValueError("need the same, non-zero number of probability maps and ground truths")
+    scores = {}
+    for threshold in thresholds:
+        candidate = replace(settings, threshold=float(threshold))
+        results = [
+            evaluate_instances(gt, probability_to_instances(p, candidate))
+            for p, gt in zip(probabilities, ground_truths)
+        ]
+        summary = aggregate(results, how=how)
+        if metric not in summary:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(k for k in summary if not k.startswith('_'))}")
+        scores[float(threshold)] = float(summary[metric])
+    best = max(scores, key=lambda t: (scores[t], -t))
+    return replace(settings, threshold=best), scores
