@@ -1,0 +1,73 @@
+"""Post-processing: probability -> instances, watershed splitting, threshold search."""
+import numpy as np
+import pytest
+
+from nuclei_tf.postprocess import (
+    PostProcess,
+    fill_holes,
+    probability_to_instances,
+    remove_small_objects,
+    search_threshold,
+    watershed_split,
+)
+
+from conftest import disk_instances
+
+
+def touching_disks():
+    """Two overlapping disks of radius 10 whose union is one connected blob."""
+    return disk_instances((64, 64), [(32, 22), (32, 40)], 10) > 0
+
+
+def test_fill_holes_and_remove_small():
+    ring = disk_instances((20, 20), [(10, 10)], 6) > 0
+    ring[9:12, 9:12] = False
+    assert fill_holes(ring).sum() == (disk_instances((20, 20), [(10, 10)], 6) > 0).sum()
+    labels = np.array([[1, 1, 0, 2], [1, 1, 0, 0]])
+    assert remove_small_objects(labels, 2).tolist() == [[1, 1, 0, 0], [1, 1, 0, 0]]
+    assert remove_small_objects(labels, 1).tolist() == labels.tolist()
+
+
+def test_watershed_splits_touching_nuclei_that_components_merge():
+    mask = touching_disks()
+    assert probability_to_instances(mask.astype(np.float32)).max() == 1
+    split = watershed_split(mask)
+    assert split.max() == 2
+    assert split[32, 15] != split[32, 47] and (split > 0).sum() == mask.sum()
+    assert probability_to_instances(mask.astype(np.float32), PostProcess(split="watershed")).max() == 2
+
+
+def test_watershed_keeps_thin_objects_without_markers():
+    mask = np.zeros((16, 16), bool)
+    mask[5, 2:14] = True  # a one-pixel-wide line: no h-maximum of height 1
+    assert watershed_split(mask).max() == 1
+    assert watershed_split(np.zeros((8, 8), bool)).max() == 0
+
+
+def test_probability_conventions_and_errors():
+    probability = np.zeros((32, 32), np.float32)
+    probability[4:12, 4:12] = 0.8
+    probability[20:22, 20:22] = 0.9  # 4 px: removed by min_size 10
+    assert probability_to_instances(probability).max() == 1
+    softmax = np.stack([1 - probability, probability], axis=-1)
+    assert np.array_equal(probability_to_instances(softmax), probability_to_instances(probability))
+    assert probability_to_instances(probability, PostProcess(threshold=0.85, min_size=1)).max() == 1
+    with pytest.raises(ValueError, match="NaN"):
+        probability_to_instances(np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="threshold"):
+        PostProcess(threshold=1.5)
+    settings = PostProcess(threshold=0.4, split="watershed")
+    assert PostProcess.from_dict(settings.to_dict()) == settings
+
+
+def test_search_threshold_finds_the_separating_threshold():
+    gt = disk_instances((64, 64), [(16, 16), (44, 44)], 8)
+    rng = np.random.default_rng(0)
+    probability = np.where(gt > 0, 0.62, 0.1) + rng.uniform(-0.05, 0.05, gt.shape)
+    probability[2:10, 40:60] = 0.4  # a faint false blob: kept at 0.3, dropped at 0.5
+    best, scores = search_threshold([probability], [gt], metric="aji", thresholds=(0.3, 0.5, 0.7))
+    assert best.threshold == 0.5 and scores[0.5] > 0.99 and scores[0.7] == 0.0
+    best_p, _ = search_threshold([probability], [gt], metric="precision@0.5", thresholds=(0.3, 0.5))
+    assert best_p.threshold == 0.5
+    with pytest.raises(ValueError, match="unknown metric"):
+        search_threshold([probability], [gt], metric="accuracy", thresholds=(0.5,))
