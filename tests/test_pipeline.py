@@ -1,0 +1,120 @@
+"""tf.data pipeline: shapes, joint augmentation, determinism, resume, bad input."""
+import numpy as np
+import pytest
+
+from nuclei_tf.data import DataError, InstanceFolder
+from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
+from nuclei_tf.preprocess.augment import Augmenter, kasturi_variants
+
+from conftest import disk_instances
+
+
+@pytest.fixture
+def records(synthetic_folder):
+    return InstanceFolder(synthetic_folder).records()
+
+
+def test_batches_have_the_documented_shapes(records):
+    config = PipelineConfig(tile=16, overlap=0.5, batch_size=4, classes=2)
+    pipeline = TrainingPipeline(prepare(records, config), config)
+    image, target, weights = next(iter(pipeline.dataset(0)))
+    assert image.shape == (4, 16, 16, 3) and target.shape == (4, 16, 16, 2) and weights.shape == (4, 16, 16, 1)
+    assert 0.0 <= float(np.min(image)) and float(np.max(image)) <= 1.0
+    assert np.allclose(np.sum(target, axis=-1), 1.0)
+    assert pipeline.steps(0) == len(pipeline.items(0)) // 4
+
+
+def test_augmentation_moves_weights_with_the_mask_and_never_recolours_them():
+    mask = (disk_instances((64, 64), [(20, 30)], 8) > 0).astype(np.uint8)
+    weights = np.where(mask > 0, 2.5, 1.0).astype(np.float32)
+    image = np.dstack([mask * 200] * 3).astype(np.uint8)
+    augment = Augmenter({"affine": {"p": 1.0, "rotate": [30, 30]}, "brightness_contrast": {"p": 1.0, "brightness_limit": [0.3, 0.3]}})
+    out_image, out_mask, out_weights = augment(image, mask, weights, seed=1)
+    assert set(np.unique(out_weights)) <= {1.0, 2.5}, "weight map values must only move, never be changed"
+    assert np.array_equal(out_weights == 2.5, out_mask > 0)
+    assert not np.array_equal(out_mask, mask)
+    again = augment(image, mask, weights, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip((out_image, out_mask, out_weights), again))
+
+
+def test_epochs_are_deterministic_and_resumable(records):
+    config = PipelineConfig(tile=16, overlap=0.25, batch_size=2, seed=3)
+    pipeline = TrainingPipeline(prepare(records, config), config)
+    first = [b[0].numpy() for b in pipeline.dataset(1)]
+    again = [b[0].numpy() for b in pipeline.dataset(1)]
+    resumed = [b[0].numpy() for b in pipeline.dataset(1, skip_batches=2)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert all(np.array_equal(a, b) for a, b in zip(first[2:], resumed))
+    other_epoch = [b[0].numpy() for b in pipeline.dataset(2)]
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other_epoch))
+
+
+def test_validation_stream_is_a_plain_grid(records):
+    config = PipelineConfig(tile=16, batch_size=3)
+    pipeline = TrainingPipeline(prepare(records, config), config, training=False)
+    assert [tuple(i) for i in pipeline.items(0)[:3]] == [(0, 0, 0), (0, 0, 16), (0, 16, 0)]
+    assert sum(b[0].shape[0] for b in pipeline.dataset(0)) == 8 and pipeline.steps() == 3
+
+
+def test_random_whole_and_offline_modes(records):
+    random = PipelineConfig(tile=16, sampling="random", crops_per_image=3, min_foreground=0.1, batch_size=2)
+    assert len(TrainingPipeline(prepare(records, random), random).items(0)) == 6
+    whole = PipelineConfig(sampling="whole", resize=24, batch_size=2)
+    image, _, _ = next(iter(TrainingPipeline(prepare(records, whole), whole).dataset(0)))
+    assert image.shape == (2, 24, 24, 3)
+    offline = PipelineConfig(sampling="whole", offline="kasturi2022", offline_size=32, batch_size=2)
+    prepared = prepare(records, offline)
+    assert [p.id for p in prepared[:3]] == ["a#0", "a#1", "a#2"] and prepared[0].image.shape == (32, 32, 3)
+
+
+def test_kasturi_variants_keep_instance_ids():
+    instances = disk_instances((64, 64), [(20, 20), (40, 44)], 6)
+    image = np.dstack([instances.astype(np.uint8) * 100] * 3)
+    variants = kasturi_variants(image, instances, size=32)
+    assert len(variants) == 3
+    for _, labels in variants:
+        assert labels.shape == (32, 32) and set(np.unique(labels)) == {0, 1, 2}
+    assert np.array_equal(kasturi_variants(image, instances, 64)[0][1], instances[:, ::-1])
+
+
+def test_image_without_nuclei_trains_with_class_weights_only(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.fromarray(np.full((32, 32, 3), 230, np.uint8)).save(tmp_path / "images" / "empty.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "labels" / "empty.png")
+    config = PipelineConfig(tile=16, batch_size=2)
+    prepared = prepare(InstanceFolder(tmp_path).records(), config)
+    assert np.all(prepared[0].weights == 1.0)
+    _, target, weights = next(iter(TrainingPipeline(prepared, config).dataset(0)))
+    assert float(np.max(target)) == 0.0 and float(np.min(weights)) >= 0.0
+
+
+def test_nan_from_preprocessing_is_rejected_naming_the_image(records):
+    def broken(image):
+        out = image.astype(np.float32) / 255
+        out[0, 0, 0] = np.nan
+        return out
+
+    with pytest.raises(DataError, match=r"a\.png: holds NaN or Inf"):
+        prepare(records, PipelineConfig(tile=16), preprocess=broken)
+
+
+def test_weight_maps_are_cached_on_disk(records, tmp_path):
+    config = PipelineConfig(tile=16)
+    first = prepare(records, config, cache_dir=tmp_path)
+    cached = sorted(tmp_path.glob("weights-*.npy"))
+    assert len(cached) == 1  # both label maps are identical
+    np.save(cached[0], np.full((32, 32), 7.0, np.float32))
+    assert np.all(prepare(records, config, cache_dir=tmp_path)[0].weights == 7.0)
+    assert not np.all(first[0].weights == 7.0)
+
+
+def test_bad_configs():
+    with pytest.raises(ValueError, match="sampling"):
+        PipelineConfig(sampling="tiles")
+    with pytest.raises(ValueError, match="needs resize"):
+        PipelineConfig(sampling="whole")
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        Augmenter({"mixup": {}})(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 0)
