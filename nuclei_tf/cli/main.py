@@ -15,6 +15,7 @@ COMMANDS = {
     "data": "nuclei_tf.cli.data:data",
     "baseline": "nuclei_tf.cli.evaluate:baseline",
     "evaluate": "nuclei_tf.cli.evaluate:evaluate",
+    "fit": "nuclei_tf.cli.fit:fit",
     "models": "nuclei_tf.cli.models:models",
 }
 
@@ -23,6 +24,7 @@ SHORT_HELP = {
     "data": "Inspect datasets and split protocols.",
     "baseline": "Run a classical baseline (Otsu, watershed, Fiji-like) on a protocol's test sets.",
     "evaluate": "Score predicted instance maps against a protocol's test sets.",
+    "fit": "Train an architecture under a paper's protocol into a run folder.",
     "models": "List every architecture with its options and parameter count.",
 }
 

@@ -22,15 +22,16 @@ def dataset_options(func):
 
 
 def protocol_option(default="lagree2021"):
-    """--protocol NAME (choices: the registered protocols) and --seed N."""
+    """--protocol NAME (choices: the registered protocols) and --seed N; ``default=None`` leaves it to a config."""
 
     def decorate(func):
-        func = click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")(func)
+        seed = 0 if default is not None else None
+        func = click.option("--seed", type=int, default=seed, show_default=seed is not None, help="Seed of the split (and of training).")(func)
         return click.option(
             "--protocol",
             type=click.Choice(sorted(PROTOCOLS)),
             default=default,
-            show_default=True,
+            show_default=default is not None,
             help="Split protocol of a paper.",
         )(func)
 

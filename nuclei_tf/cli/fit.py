@@ -1,0 +1,47 @@
+"""`nuclei-tf fit`: train an architecture under a paper's protocol into a run folder."""
+import sys
+from pathlib import Path
+
+import click
+
+from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option
+
+
+@click.command()
+@click.option("--arch", help="Architecture (see `nuclei-tf models`); overrides the config's.")
+@dataset_options
+@protocol_option(default=None)
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="Experiment YAML (see experiments/).")
+@click.option("--epochs", type=int, help="Number of epochs.")
+@click.option("--steps-per-epoch", type=int, help="Cap on training batches per epoch.")
+@click.option("--batch-size", type=int, help="Global batch size.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_float16", "mixed_bfloat16"]), help="auto: mixed_float16 on GPU, float32 on CPU.")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/latest"), show_default=True, help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@data_errors_as_usage
+def fit(arch, monuseg, tnbc, dsb, protocol, seed, config_path, epochs, steps_per_epoch, batch_size, precision, run_dir, resume):
+    """Train a model; the run folder gets config, checksums, history, TensorBoard logs, best.keras, summary."""
+    from nuclei_tf.train.config import load_config
+    from nuclei_tf.train.run import fit_run
+    from nuclei_tf.train.trainer import NonFiniteLossError, TrainingInterrupted
+
+    if resume and (run_dir / "config.yaml").is_file() and config_path is None:
+        config_path = run_dir / "config.yaml"
+    overrides = {
+        "arch": arch,
+        "protocol": protocol,
+        "seed": seed,
+        "precision": precision,
+        "data": {"batch_size": batch_size},
+        "train": {"epochs": epochs, "steps_per_epoch": steps_per_epoch},
+    }
+    config = load_config(config_path, overrides)
+    config.pop("resolved_precision", None)
+    try:
+        summary = fit_run(config, run_dir, monuseg=monuseg, tnbc=tnbc, dsb=dsb, resume=resume)
+    except TrainingInterrupted as exc:
+        click.echo(f"\n{exc}", err=True)
+        sys.exit(130)
+    except NonFiniteLossError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"best model: {summary['best_model']} (val loss {summary['best_val_loss']:.4f}, {summary['epochs']} epochs, {summary['seconds']} s)")

@@ -1,0 +1,1 @@
+"""Training: the papers' losses, the tf.function training loop, precision and distribution."""

@@ -1,0 +1,66 @@
+"""Experiment configuration: defaults <- experiment YAML <- command-line overrides.
+
+An experiment YAML (see ``experiments/``) has the sections::
+
+    protocol: lagree2021          # split protocol (nuclei_tf.data.protocols)
+    arch: unet_plus               # nuclei_tf.models.build_model arch
+    model: {...}                  # build_model options (classes decides sigmoid/softmax targets)
+    data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields
+    preprocess: {stain: none|macenko}
+    train: {...}                  # nuclei_tf.train.trainer.TrainConfig fields
+    members: [...]                # gbunet only: member specs ({arch:..., ...}) or .keras paths
+    precision: auto
+    seed: 0
+"""
+import copy
+from pathlib import Path
+
+import yaml
+
+from nuclei_tf.data.pipeline import PipelineConfig
+from nuclei_tf.train.trainer import TrainConfig
+
+DEFAULTS = {
+    "protocol": "lagree2021",
+    "arch": "unet_plus",
+    "model": {},
+    "data": {},
+    "preprocess": {"stain": "none"},
+    "train": {},
+    "members": None,
+    "precision": "auto",
+    "seed": 0,
+}
+
+SECTIONS = set(DEFAULTS)
+
+
+def merge(base, override):
+    """Recursive dict merge; ``override`` wins, ``None`` values in it are ignored."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(path=None, overrides=None):
+    """The resolved config dict; unknown top-level keys are an error naming the file."""
+    config = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = sorted(set(loaded) - SECTIONS)
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(SECTIONS))}")
+        config = merge(config, loaded)
+    config = merge(config, overrides)
+    seed = config["seed"]
+    config["data"] = PipelineConfig.from_dict(
+        {**config["data"], "classes": config["model"].get("classes", 1), "seed": seed}
+    ).to_dict()
+    config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
+    return config

@@ -1,0 +1,94 @@
+"""The papers' segmentation losses, always computed in float32.
+
+Every loss takes ``(y_true, y_pred, weights=None)``: targets and probabilities of shape
+(B, H, W, C) with C = 1 (sigmoid) or 2 (softmax; channel 1 = nucleus), and an optional
+(B, H, W, 1) weight map. It returns a scalar.
+
+* ``lagree2021``: weighted cross-entropy with the U-Net weight maps + (1 - soft Dice)
+  (Lagree et al. 2021, eq. 1-3).
+* ``kasturi2022``: BCE + Dice loss with +1 smoothing, 1 - (2|y.p| + 1) / (|y| + |p| + 1)
+  (Kasturi et al. 2022, eq. 1-3).
+* ``ledinh2021``: Dice loss, 1 - 2|y.p| / (|y| + |p|) (Le Dinh et al. 2021, eq. 3).
+* ``long2020``: lambda * BCE + mean over images of -log Dice (Long 2020, eq. 1-2, lambda = 1).
+"""
+import tensorflow as tf
+
+EPSILON = 1e-7
+
+
+def _float32(*tensors):
+    return [None if t is None else tf.cast(t, tf.float32) for t in tensors]
+
+
+def cross_entropy_map(y_true, y_pred):
+    """Per-pixel cross-entropy (B, H, W): binary for 1 channel, categorical for 2."""
+    y_true, y_pred = _float32(y_true, y_pred)
+    y_pred = tf.clip_by_value(y_pred, EPSILON, 1.0 - EPSILON)
+    if y_pred.shape[-1] == 1:
+        ce = -(y_true * tf.math.log(y_pred) + (1.0 - y_true) * tf.math.log(1.0 - y_pred))
+        return ce[..., 0]
+    return -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)
+
+
+def weighted_cross_entropy(y_true, y_pred, weights=None):
+    """Mean over pixels of w(x) * CE(x) (Lagree eq. 2; plain (B)CE without weights)."""
+    ce = cross_entropy_map(y_true, y_pred)
+    if weights is not None:
+        ce = ce * tf.cast(weights, tf.float32)[..., 0]
+    return tf.reduce_mean(ce)
+
+
+def _foreground(y_true, y_pred):
+    """The nucleus channel of targets and probabilities, flattened per image: (B, H*W)."""
+    y_true, y_pred = _float32(y_true, y_pred)
+    batch = tf.shape(y_pred)[0]
+    return tf.reshape(y_true[..., -1], (batch, -1)), tf.reshape(y_pred[..., -1], (batch, -1))
+
+
+def dice_per_image(y_true, y_pred, smooth=0.0):
+    """Soft Dice per image: (2 sum(y p) + s) / (sum(y) + sum(p) + s), shape (B,)."""
+    y, p = _foreground(y_true, y_pred)
+    intersection = tf.reduce_sum(y * p, axis=1)
+    total = tf.reduce_sum(y, axis=1) + tf.reduce_sum(p, axis=1)
+    return (2.0 * intersection + smooth) / (total + smooth + EPSILON)
+
+
+def dice_loss(y_true, y_pred, weights=None, smooth=1.0):
+    """1 - mean soft Dice (Le Dinh eq. 3; with smooth=1, Kasturi eq. 3)."""
+    return 1.0 - tf.reduce_mean(dice_per_image(y_true, y_pred, smooth))
+
+
+def lagree_loss(y_true, y_pred, weights=None):
+    """Weighted cross-entropy + (1 - soft Dice) (Lagree et al. 2021, eq. 1)."""
+    return weighted_cross_entropy(y_true, y_pred, weights) + dice_loss(y_true, y_pred, smooth=1.0)
+
+
+def kasturi_loss(y_true, y_pred, weights=None):
+    """BCE + Dice loss with +1 smoothing (Kasturi et al. 2022, eq. 1-3)."""
+    return weighted_cross_entropy(y_true, y_pred) + dice_loss(y_true, y_pred, smooth=1.0)
+
+
+def ledinh_loss(y_true, y_pred, weights=None):
+    """Dice loss (Le Dinh et al. 2021, eq. 3); +1 smoothing keeps empty tiles defined."""
+    return dice_loss(y_true, y_pred, smooth=1.0)
+
+
+def long_loss(y_true, y_pred, weights=None, bce_weight=1.0):
+    """lambda * BCE + mean over images of -log Dice (Long 2020, eq. 1), lambda = 1."""
+    dice = dice_per_image(y_true, y_pred, smooth=1.0)
+    return bce_weight * weighted_cross_entropy(y_true, y_pred) - tf.reduce_mean(tf.math.log(dice + EPSILON))
+
+
+LOSSES = {
+    "lagree2021": lagree_loss,
+    "kasturi2022": kasturi_loss,
+    "ledinh2021": ledinh_loss,
+    "long2020": long_loss,
+}
+
+
+def get_loss(name):
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}") from None

@@ -1,0 +1,114 @@
+"""One training run in a run folder: resolved config, dataset checksums, history CSV,
+TensorBoard logs, best model and summary; GB U-Net's two stages (Lagree et al. 2021)."""
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import keras
+import yaml
+
+from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
+from nuclei_tf.data.protocols import split_protocol
+from nuclei_tf.models import build_model
+from nuclei_tf.train.precision import set_precision
+from nuclei_tf.train.trainer import TrainConfig, Trainer
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dataset_checksums(splits):
+    """{split: {id: {image: sha256, label: sha256}}} of every file a run reads."""
+    return {
+        name: {
+            r.id: {"image": sha256(r.image_path), "label": sha256(r.label_path) if r.label_path and Path(r.label_path).is_file() else None}
+            for r in records
+        }
+        for name, records in splits.items()
+    }
+
+
+def make_preprocess(settings):
+    """The per-image preprocessing callable of a config's ``preprocess`` section."""
+    stain = settings.get("stain", "none")
+    if stain == "none":
+        return None
+    if stain == "macenko":
+        from nuclei_tf.preprocess.macenko import MacenkoNormalizer
+
+        return MacenkoNormalizer().transform
+    raise ValueError(f"preprocess.stain must be 'none' or 'macenko', got {stain!r}")
+
+
+def standard_callbacks(run_dir, user_callbacks=()):
+    """History CSV and TensorBoard logs in the run folder, then the user's callbacks."""
+    return [
+        keras.callbacks.CSVLogger(str(Path(run_dir) / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir=str(Path(run_dir) / "tensorboard"), write_graph=False),
+        *user_callbacks,
+    ]
+
+
+def train_stage(build, splits, config, run_dir, resume=False, callbacks=(), cache_dir=None):
+    """Train one model in ``run_dir``; returns (trainer, history)."""
+    data_config = PipelineConfig.from_dict(config["data"])
+    preprocess = make_preprocess(config["preprocess"])
+    train = TrainingPipeline(prepare(splits["train"], data_config, preprocess, cache_dir), data_config)
+    val = TrainingPipeline(prepare(splits["val"], data_config, preprocess, cache_dir), data_config, training=False) if splits.get("val") else None
+    trainer = Trainer(build, train, val, TrainConfig(**config["train"]), run_dir, standard_callbacks(run_dir, callbacks))
+    return trainer, trainer.fit(resume=resume)
+
+
+def train_members(specs, splits, config, run_dir, resume=False):
+    """GB U-Net stage 1: train each member given as a spec dict (skipping members a previous
+    run finished); ``.keras`` paths are used as they are. Returns the members' model paths."""
+    paths = []
+    for index, spec in enumerate(specs):
+        if isinstance(spec, (str, Path)):
+            paths.append(str(spec))
+            continue
+        member_dir = Path(run_dir) / "members" / str(index)
+        if not (member_dir / "done").is_file():
+            options = {k: v for k, v in spec.items() if k != "arch"}
+            train_stage(lambda: build_model(spec["arch"], **options), splits, config, member_dir,
+                        resume=resume and (member_dir / "checkpoints" / "last").exists())
+            (member_dir / "done").write_text("stage 1 finished\n")
+        paths.append(str(member_dir / "best.keras"))
+    return paths
+
+
+def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, callbacks=()):
+    """Train ``config`` under its protocol into ``run_dir``; returns the summary dict."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    policy = set_precision(config["precision"])
+    splits = split_protocol(config["protocol"], monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=config["seed"])
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "resolved_precision": policy}, sort_keys=False))
+    (run_dir / "datasets.json").write_text(json.dumps(dataset_checksums({k: splits[k] for k in ("train", "val") if k in splits}), indent=1))
+    started = time.time()
+    model_options = dict(config["model"])
+    if config["arch"] == "gbunet":
+        model_options["members"] = train_members(config["members"] or [], splits, config, run_dir, resume)
+    trainer, history = train_stage(lambda: build_model(config["arch"], **model_options), splits, config, run_dir,
+                                   resume=resume, callbacks=callbacks, cache_dir=run_dir / "cache")
+    summary = {
+        "arch": config["arch"],
+        "protocol": config["protocol"],
+        "seed": config["seed"],
+        "precision": policy,
+        "parameters": int(trainer.model.count_params()),
+        "epochs": len(history),
+        "best_val_loss": min((h.get("val_loss", h["loss"]) for h in history), default=None),
+        "history": history,
+        "best_model": str(trainer.best_path),
+        "seconds": round(time.time() - started, 1),
+        "images": {k: len(v) for k, v in splits.items()},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

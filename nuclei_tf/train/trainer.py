@@ -1,0 +1,198 @@
+"""The training loop: custom ``tf.function`` train/validation steps driven epoch by epoch,
+standard Keras callbacks, atomic best/last checkpoints, exact resume, and clean stops on
+Ctrl-C and on a non-finite loss.
+
+Adam with the paper's learning rate; under mixed_float16 the optimizer is wrapped in a
+LossScaleOptimizer (dynamic loss scaling); optional gradient clipping by global norm.
+Works under any tf.distribute strategy (gradients are all-reduced by the optimizer).
+"""
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from nuclei_tf.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from nuclei_tf.train.distribute import is_chief, select_strategy
+from nuclei_tf.train.losses import dice_per_image, get_loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the papers': Lagree 1e-4, Kasturi 1e-4, Le Dinh 1e-4, Long 5e-4)."""
+
+    epochs: int = 20
+    steps_per_epoch: Optional[int] = None
+    learning_rate: float = 1e-4
+    loss: str = "lagree2021"
+    clipnorm: Optional[float] = None
+    seed: int = 0
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the run stopped and kept its last good checkpoint."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Ctrl-C: the position was checkpointed; ``--resume`` continues from it."""
+
+
+def hard_dice(y_true, y_pred):
+    """Mean Dice of the thresholded nucleus channel, a progress metric."""
+    return tf.reduce_mean(dice_per_image(y_true, tf.cast(y_pred[..., -1:] > 0.5, tf.float32), smooth=1.0))
+
+
+class Trainer:
+    """Train ``build_model()`` on ``train_data`` (a :class:`~nuclei_tf.data.pipeline.TrainingPipeline`).
+
+    ``run_dir`` receives ``checkpoints/last`` (every epoch end and on Ctrl-C) and
+    ``best.keras`` (lowest validation loss). ``callbacks`` are any ``keras.callbacks``.
+    """
+
+    def __init__(self, build_model, train_data, val_data, config, run_dir, callbacks=(), strategy=None, verbose=True):
+        self.config, self.train_data, self.val_data = config, train_data, val_data
+        self.run_dir = Path(run_dir)
+        self.strategy = strategy or select_strategy()
+        self.chief = is_chief(self.strategy)
+        self.verbose = verbose and self.chief
+        self.loss_fn = get_loss(config.loss)
+        keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            self.model = build_model()
+            optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
+            if keras.mixed_precision.global_policy().name == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.model.compile(optimizer=optimizer)  # lets callbacks such as ReduceLROnPlateau reach it
+            self.optimizer.build(self.model.trainable_variables)
+        self.callbacks = keras.callbacks.CallbackList(list(callbacks), add_history=True, model=self.model)
+        self._train_step = tf.function(self._distributed(self._step_fn(training=True)))
+        self._val_step = tf.function(self._distributed(self._step_fn(training=False)))
+
+    @property
+    def last_dir(self):
+        return self.run_dir / "checkpoints" / "last"
+
+    @property
+    def best_path(self):
+        return self.run_dir / "best.keras"
+
+    def _step_fn(self, training):
+        replicas = self.strategy.num_replicas_in_sync
+
+        def step(x, y, w):
+            with tf.GradientTape() as tape:
+                pred = self.model(x, training=training)
+                loss = self.loss_fn(y, pred, w)
+                total = loss + tf.add_n(self.model.losses) if self.model.losses else loss
+                scaled = self.optimizer.scale_loss(total / replicas)
+            if training:
+                grads = tape.gradient(scaled, self.model.trainable_variables)
+                self.optimizer.apply(grads, self.model.trainable_variables)
+            return loss, hard_dice(y, pred)
+
+        return step
+
+    def _distributed(self, step):
+        def run(x, y, w):
+            loss, dice = self.strategy.run(step, args=(x, y, w))
+            mean = tf.distribute.ReduceOp.MEAN
+            return self.strategy.reduce(mean, loss, axis=None), self.strategy.reduce(mean, dice, axis=None)
+
+        return run
+
+    def _batches(self, pipeline, epoch, skip=0, limit=None):
+        data = pipeline.dataset(epoch, skip_batches=skip)
+        if limit is not None:
+            data = data.take(max(limit - skip, 0))
+        if self.strategy.num_replicas_in_sync > 1 or isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            data = self.strategy.experimental_distribute_dataset(data.with_options(options))
+        return data
+
+    def _train_epoch(self, epoch, state):
+        steps = self.train_data.steps(epoch)
+        if self.config.steps_per_epoch:
+            steps = min(steps, self.config.steps_per_epoch)
+        losses, dices = [], []
+        bar = tqdm(total=steps, initial=state["batch"], desc=f"epoch {epoch + 1}/{self.config.epochs}",
+                   disable=not self.verbose, leave=True)
+        for x, y, w in self._batches(self.train_data, epoch, skip=state["batch"], limit=steps):
+            self.callbacks.on_train_batch_begin(state["batch"])
+            loss, dice = self._train_step(x, y, w)
+            loss, dice = float(loss), float(dice)
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss} at epoch {epoch + 1}, batch {state['batch'] + 1}; training stopped. "
+                    f"The last good checkpoint is kept in {self.last_dir}"
+                )
+            state["batch"] += 1
+            state["step"] += 1
+            losses.append(loss)
+            dices.append(dice)
+            self.callbacks.on_train_batch_end(state["batch"] - 1, {"loss": loss, "dice": dice})
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", dice=f"{np.mean(dices):.3f}")
+            bar.update()
+        bar.close()
+        return {"loss": float(np.mean(losses)) if losses else float("nan"), "dice": float(np.mean(dices)) if dices else float("nan")}
+
+    def _validate(self):
+        if self.val_data is None:
+            return {}
+        losses, dices = [], []
+        for x, y, w in self._batches(self.val_data, 0):
+            loss, dice = self._val_step(x, y, w)
+            losses.append(float(loss))
+            dices.append(float(dice))
+        return {"val_loss": float(np.mean(losses)), "val_dice": float(np.mean(dices))}
+
+    def _save_best(self):
+        tmp = self.best_path.with_name("best.tmp.keras")
+        self.model.save(tmp)
+        os.replace(tmp, self.best_path)
+
+    def _checkpoint(self, state):
+        if self.chief:
+            save_checkpoint(self.last_dir, self.model, self.optimizer, state)
+
+    def fit(self, resume=False):
+        """Train for the configured epochs (continuing a checkpoint with ``resume``); returns the history."""
+        state = {"epoch": 0, "batch": 0, "step": 0, "best": float("inf"), "history": []}
+        if resume:
+            found = find_checkpoint(self.last_dir)
+            if found is None:
+                raise FileNotFoundError(f"--resume: no checkpoint in {self.last_dir}")
+            state = load_checkpoint(found, self.model, self.optimizer)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.callbacks.on_train_begin()
+        try:
+            for epoch in range(state["epoch"], self.config.epochs):
+                self.callbacks.on_epoch_begin(epoch)
+                logs = {**self._train_epoch(epoch, state), **self._validate()}
+                score = logs.get("val_loss", logs["loss"])
+                if score < state["best"] and self.chief:
+                    state["best"] = score
+                    self._save_best()
+                state.update(epoch=epoch + 1, batch=0)
+                state["history"].append({"epoch": epoch + 1, **logs})
+                self._checkpoint(state)
+                self.callbacks.on_epoch_end(epoch, logs)
+                if self.model.stop_training:
+                    break
+        except KeyboardInterrupt:
+            self._checkpoint(state)
+            raise TrainingInterrupted(
+                f"interrupted at epoch {state['epoch'] + 1}, batch {state['batch']}; "
+                f"checkpoint saved in {self.last_dir} (continue with --resume)"
+            ) from None
+        self.callbacks.on_train_end(state["history"][-1] if state["history"] else {})
+        return state["history"]
