@@ -9,7 +9,6 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -19,20 +18,12 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from machine import describe  # noqa: E402
 from metrics_reference import random_pair, reference_metrics  # noqa: E402
 from nuclei_tf.metrics import evaluate_instances  # noqa: E402
 
 RUNS = 10
 TARGET_MS = 100.0
-
-
-def cpu_model():
-    """The CPU model named in /proc/cpuinfo, or '?' elsewhere."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "?"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "?")
 
 
 def seconds(fn):
@@ -47,8 +38,7 @@ def main():
     result = evaluate_instances(gt, pred)
     fast_ms = 1e3 * min(seconds(lambda: evaluate_instances(gt, pred)) for _ in range(RUNS))
     slow_ms = 1e3 * seconds(lambda: reference_metrics(gt, pred))
-    processor = platform.processor() or platform.machine()
-    print(f"machine: {processor} | {cpu_model()} | {os.cpu_count()} cores (1 thread used)")
+    print(describe(threads=1))
     print(f"image 1000x1000: {result['n_gt']} ground-truth nuclei, {result['n_pred']} predicted")
     print(f"evaluate_instances (best of {RUNS}): {fast_ms:.1f} ms (target < {TARGET_MS:.0f} ms)")
     print(f"reference (once):                 {slow_ms:.1f} ms")

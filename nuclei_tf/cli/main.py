@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "nuclei_tf.cli.evaluate:evaluate",
     "fit": "nuclei_tf.cli.fit:fit",
     "models": "nuclei_tf.cli.models:models",
+    "normalize": "nuclei_tf.cli.normalize:normalize",
 }
 
 #: one-line help shown by `nuclei-tf --help` without importing the command module.
@@ -26,6 +27,7 @@ SHORT_HELP = {
     "evaluate": "Score predicted instance maps against a protocol's test sets.",
     "fit": "Train an architecture under a paper's protocol into a run folder.",
     "models": "List every architecture with its options and parameter count.",
+    "normalize": "Stain-normalise H&E images to a reference image (Macenko, Vahadane, Reinhard).",
 }
 
 
