@@ -76,6 +76,7 @@ class Trainer:
         self.callbacks = keras.callbacks.CallbackList(list(callbacks), add_history=True, model=self.model)
         self._train_step = tf.function(self._distributed(self._step_fn(training=True)))
         self._val_step = tf.function(self._distributed(self._step_fn(training=False)))
+        self._sync_statistics = tf.function(self._sync_statistics_fn)
 
     @property
     def last_dir(self):
@@ -108,6 +109,19 @@ class Trainer:
             return self.strategy.reduce(mean, loss, axis=None), self.strategy.reduce(mean, dice, axis=None)
 
         return run
+
+    def _sync_statistics_fn(self):
+        """Average non-trainable state (BatchNorm moving statistics) over replicas, so every
+        worker holds the same model: gradients are all-reduced, batch statistics are not."""
+        variables = self.model.non_trainable_variables
+
+        def average():
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.identity(v.value) for v in variables])
+
+        averaged = self.strategy.run(average)
+        for variable, value in zip(variables, averaged):
+            variable.assign(self.strategy.experimental_local_results(value)[0])
 
     def _batches(self, pipeline, epoch, skip=0, limit=None):
         data = pipeline.dataset(epoch, skip_batches=skip)
@@ -177,7 +191,10 @@ class Trainer:
         try:
             for epoch in range(state["epoch"], self.config.epochs):
                 self.callbacks.on_epoch_begin(epoch)
-                logs = {**self._train_epoch(epoch, state), **self._validate()}
+                logs = self._train_epoch(epoch, state)
+                if self.strategy.num_replicas_in_sync > 1:
+                    self._sync_statistics()
+                logs.update(self._validate())
                 score = logs.get("val_loss", logs["loss"])
                 if score < state["best"] and self.chief:
                     state["best"] = score

@@ -1,0 +1,184 @@
+"""The training loop: callbacks, checkpoints, exact resume, Ctrl-C, NaN, precision, the fit CLI."""
+import json
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from nuclei_tf.cli.main import cli
+from nuclei_tf.data import InstanceFolder
+from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
+from nuclei_tf.models import build_model
+from nuclei_tf.train.precision import resolve_precision
+from nuclei_tf.train.trainer import NonFiniteLossError, TrainConfig, Trainer, TrainingInterrupted
+
+TINY = {"base_filters": 4, "depth": 3}
+
+
+@pytest.fixture
+def pipelines(synthetic_folder):
+    config = PipelineConfig(tile=16, overlap=0.5, batch_size=2)
+    prepared = prepare(InstanceFolder(synthetic_folder).records(), config)
+    return TrainingPipeline(prepared, config), TrainingPipeline(prepared, config, training=False)
+
+
+def make_trainer(pipelines, run_dir, epochs=2, callbacks=(), **train):
+    config = TrainConfig(epochs=epochs, learning_rate=1e-2, steps_per_epoch=3, **train)
+    return Trainer(lambda: build_model("unet_plus", **TINY), *pipelines, config, run_dir, callbacks, verbose=False)
+
+
+def weights_of(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_writes_best_and_last_and_drives_keras_callbacks(pipelines, tmp_path):
+    seen = []
+    callbacks = [
+        keras.callbacks.CSVLogger(str(tmp_path / "h.csv")),
+        keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0),
+        keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append((epoch, sorted(logs)))),
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "mc.keras")),
+    ]
+    trainer = make_trainer(pipelines, tmp_path / "run", callbacks=callbacks)
+    history = trainer.fit()
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert [epoch for epoch, _ in seen] == [0, 1]
+    assert all({"dice", "loss", "val_dice", "val_loss"} <= set(keys) for _, keys in seen)
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(0.005)  # first epoch sets the reference
+    assert (tmp_path / "h.csv").read_text().count("\n") == 3 and (tmp_path / "mc.keras").is_file()
+    assert (tmp_path / "run" / "best.keras").is_file()
+    state = json.loads((tmp_path / "run" / "checkpoints" / "last" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["step"] == 6
+    loaded = keras.saving.load_model(tmp_path / "run" / "best.keras", safe_mode=True)
+    assert loaded.count_params() == trainer.model.count_params()
+
+
+def test_early_stopping_stops_the_loop(pipelines, tmp_path):
+    stop = keras.callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=100.0)
+    assert len(make_trainer(pipelines, tmp_path, epochs=5, callbacks=[stop]).fit()) == 2
+
+
+def test_resume_after_an_epoch_matches_an_uninterrupted_run(pipelines, tmp_path):
+    straight = make_trainer(pipelines, tmp_path / "a")
+    straight.fit()
+    make_trainer(pipelines, tmp_path / "b", epochs=1).fit()
+    resumed = make_trainer(pipelines, tmp_path / "b", epochs=2)
+    resumed.fit(resume=True)
+    assert_same_weights(weights_of(straight.model), weights_of(resumed.model))
+    assert_same_weights([v.numpy() for v in straight.optimizer.variables], [v.numpy() for v in resumed.optimizer.variables])
+
+
+def test_ctrl_c_saves_the_position_and_resume_finishes_identically(pipelines, tmp_path):
+    straight = make_trainer(pipelines, tmp_path / "a")
+    straight.fit()
+
+    def interrupt(batch, logs):
+        if batch == 1:
+            raise KeyboardInterrupt
+
+    stopper = keras.callbacks.LambdaCallback(on_train_batch_end=interrupt)
+    with pytest.raises(TrainingInterrupted, match="epoch 2, batch 2"):
+        make_trainer(pipelines, tmp_path / "b", callbacks=[_after_first_epoch(stopper)]).fit()
+    state = json.loads((tmp_path / "b" / "checkpoints" / "last" / "state.json").read_text())
+    assert (state["epoch"], state["batch"], state["step"]) == (1, 2, 5)
+    resumed = make_trainer(pipelines, tmp_path / "b")
+    resumed.fit(resume=True)
+    assert_same_weights(weights_of(straight.model), weights_of(resumed.model))
+
+
+def _after_first_epoch(callback):
+    """Forward batch events to ``callback`` only from the second epoch on."""
+
+    class Gate(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch >= 1:
+                callback.on_train_batch_end(batch, logs)
+
+    return Gate()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(pipelines, tmp_path):
+    class Poison(keras.callbacks.Callback):
+        epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 0:
+                layer = self.model.get_layer("logits")
+                layer.kernel.assign(np.full(layer.kernel.shape, np.nan, np.float32))
+
+    trainer = make_trainer(pipelines, tmp_path, epochs=3, callbacks=[Poison()])
+    with pytest.raises(NonFiniteLossError, match="loss is nan at epoch 2, batch 2"):
+        trainer.fit()
+    state = json.loads((tmp_path / "checkpoints" / "last" / "state.json").read_text())
+    assert state["epoch"] == 1
+    good = keras.saving.load_model(tmp_path / "best.keras")
+    assert all(np.isfinite(w).all() for w in good.get_weights())
+
+
+def test_resume_without_checkpoint_is_a_clear_error(pipelines, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        make_trainer(pipelines, tmp_path).fit(resume=True)
+
+
+def test_auto_precision_is_float32_on_cpu():
+    assert resolve_precision("auto") == "float32"
+    with pytest.raises(ValueError):
+        resolve_precision("float8")
+
+
+def test_mixed_float16_step_uses_loss_scaling(pipelines, tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        trainer = make_trainer(pipelines, tmp_path, epochs=1)
+        assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+        history = trainer.fit()
+        assert np.isfinite(history[0]["loss"])
+        x = np.zeros((1, 16, 16, 3), np.float32)
+        assert trainer.model(x).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_fit_cli_run_folder_and_gbunet_two_stages(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    member = {"arch": "unet_plus", **TINY, "classes": 2}
+    config = {
+        "arch": "gbunet",
+        "model": {"base_filters": 4, "depth": 3, "classes": 2},
+        "members": [member],
+        "data": {"tile": 32, "overlap": 0.5, "batch_size": 2},
+        "train": {"epochs": 1, "steps_per_epoch": 2, "learning_rate": 1e-3},
+    }
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
+    args = ["fit", "--config", str(tmp_path / "exp.yaml"), "--monuseg", str(synthetic_monuseg),
+            "--tnbc", str(synthetic_tnbc), "--out", str(tmp_path / "run"), "--seed", "3"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    for name in ("config.yaml", "datasets.json", "history.csv", "best.keras", "summary.json", "tensorboard"):
+        assert (run / name).exists(), name
+    assert (run / "members" / "0" / "best.keras").is_file() and (run / "members" / "0" / "done").is_file()
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["seed"] == 3 and resolved["data"]["classes"] == 2 and resolved["resolved_precision"] == "float32"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["arch"] == "gbunet" and summary["images"]["train"] == 2
+    checksums = json.loads((run / "datasets.json").read_text())
+    assert len(checksums["train"]) == 2 and all(len(v["image"]) == 64 for v in checksums["train"].values())
+    model = keras.saving.load_model(run / "best.keras", safe_mode=True)
+    frozen = [layer for layer in model.layers if layer.name.startswith("member_")]
+    assert frozen and not any(layer.trainable for layer in frozen)
