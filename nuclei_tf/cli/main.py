@@ -14,20 +14,26 @@ from nuclei_tf import __version__
 COMMANDS = {
     "data": "nuclei_tf.cli.data:data",
     "baseline": "nuclei_tf.cli.evaluate:baseline",
+    "demo": "nuclei_tf.cli.predict:demo",
     "evaluate": "nuclei_tf.cli.evaluate:evaluate",
+    "export": "nuclei_tf.cli.predict:export",
     "fit": "nuclei_tf.cli.fit:fit",
     "models": "nuclei_tf.cli.models:models",
     "normalize": "nuclei_tf.cli.normalize:normalize",
+    "predict": "nuclei_tf.cli.predict:predict",
 }
 
 #: one-line help shown by `nuclei-tf --help` without importing the command module.
 SHORT_HELP = {
     "data": "Inspect datasets and split protocols.",
     "baseline": "Run a classical baseline (Otsu, watershed, Fiji-like) on a protocol's test sets.",
+    "demo": "Segment the shipped sample image with the shipped model.",
     "evaluate": "Score predicted instance maps against a protocol's test sets.",
+    "export": "Export a model as a TF Serving SavedModel (uint8 images of any size).",
     "fit": "Train an architecture under a paper's protocol into a run folder.",
     "models": "List every architecture with its options and parameter count.",
     "normalize": "Stain-normalise H&E images to a reference image (Macenko, Vahadane, Reinhard).",
+    "predict": "Segment nuclei in images of any size (labels, overlay, GeoJSON, CSV).",
 }
 
 

@@ -52,7 +52,9 @@ def mask_to_instances(mask, settings):
 
 def probability_to_instances(probability, settings=PostProcess()):
     """Foreground probability (H x W, or H x W x 2 softmax whose channel 1 is nucleus) -> instances."""
-    probability = np.asarray(probability, dtype=np.float32)
+    probability = np.asarray(probability)  # float16 maps of whole slides stay float16
+    if probability.dtype.kind != "f":
+        probability = probability.astype(np.float32)
     if probability.ndim == 3:
         probability = probability[..., -1]
     if probability.ndim != 2:

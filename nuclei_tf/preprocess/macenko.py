@@ -177,11 +177,27 @@ class MacenkoNormalizer:
         self.max_concentrations = _max_concentrations(target)
         return self
 
+    def _recolour(self, source, source_max, shape):
+        """Scale source concentrations to the target's maxima and rebuild RGB with the target stains."""
+        source = source * (self.max_concentrations / np.maximum(source_max, 1e-6))
+        rgb = self.convention.io * np.exp(-source @ self.stains)
+        return np.clip(rgb, 0, 255).reshape(shape).astype(np.uint8)
+
     @unchanged_on_background
     def transform(self, image):
         """The image with the target's stain colours; a background-only image is returned unchanged."""
         image = rgb_uint8(image)
         _, source = self._stains_and_concentrations(image)
-        source *= self.max_concentrations / np.maximum(_max_concentrations(source), 1e-6)
-        rgb = self.convention.io * np.exp(-source @ self.stains)
-        return np.clip(rgb, 0, 255).reshape(image.shape).astype(np.uint8)
+        return self._recolour(source, _max_concentrations(source), image.shape)
+
+    def source_statistics(self, image):
+        """(stain matrix, 99th-percentile concentrations) of an image, e.g. of a sub-sample of a
+        whole slide, for :meth:`apply` to normalise it tile by tile in bounded memory."""
+        stains, source = self._stains_and_concentrations(rgb_uint8(image))
+        return stains, _max_concentrations(source)
+
+    def apply(self, image, statistics):
+        """Normalise ``image`` (a tile) with :meth:`source_statistics` computed beforehand."""
+        image = rgb_uint8(image)
+        stains, source_max = statistics
+        return self._recolour(concentrations(image, stains, self.convention), source_max, image.shape)

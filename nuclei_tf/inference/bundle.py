@@ -1,0 +1,69 @@
+"""A shipped model folder (stardist-style): ``model.keras`` + ``config.json``.
+
+``config.json`` holds everything needed to use the model the way it was validated: the
+preprocessing (stain normalisation), the tiling (tile size, overlap, blend), the chosen
+post-processing (threshold, watershed splitting...) and provenance (protocol, metrics).
+A bare ``.keras`` file is also accepted, with default settings.
+"""
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+
+from nuclei_tf.postprocess import PostProcess
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "unet_plus_b16"
+PACKAGED_MODEL = Path(__file__).resolve().parents[1] / "weights" / "unet_plus_b16"
+
+
+@dataclass
+class ModelBundle:
+    """A loaded model with the settings it is meant to be used with."""
+
+    model: keras.Model
+    stain: str = "none"
+    tile: int = 256
+    overlap: float = 0.5
+    blend: str = "smooth"
+    postprocess: PostProcess = field(default_factory=PostProcess)
+    info: dict = field(default_factory=dict)
+
+    def settings(self):
+        return {"stain": self.stain, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
+                "postprocess": self.postprocess.to_dict(), **self.info}
+
+
+def default_model_path():
+    """The model shipped with the package (installed copy first, then the source tree's weights/)."""
+    for candidate in (PACKAGED_MODEL, DEFAULT_MODEL):
+        if (candidate / "model.keras").is_file():
+            return candidate
+    raise FileNotFoundError(f"no shipped model found in {PACKAGED_MODEL} or {DEFAULT_MODEL}; pass --model PATH")
+
+
+def load_bundle(path=None):
+    """Load a model folder (``model.keras`` + ``config.json``) or a bare ``.keras`` file."""
+    path = Path(path) if path is not None else default_model_path()
+    if path.is_dir():
+        model_file, config_file = path / "model.keras", path / "config.json"
+    else:
+        model_file, config_file = path, path.with_suffix(".json")
+    if not model_file.is_file():
+        raise FileNotFoundError(f"{model_file}: model file not found")
+    model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    post = PostProcess.from_dict(config.pop("postprocess", {}))
+    known = {k: config.pop(k) for k in ("stain", "tile", "overlap", "blend") if k in config}
+    return ModelBundle(model, postprocess=post, info=config, **known)
+
+
+def save_bundle(bundle, folder):
+    """Write ``model.keras`` (without optimizer state) and ``config.json`` into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = keras.Model.from_config(bundle.model.get_config())
+    clean.set_weights(bundle.model.get_weights())
+    clean.save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps(bundle.settings(), indent=2) + "\n")
+    return folder

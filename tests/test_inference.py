@@ -1,0 +1,137 @@
+"""Prediction on any image size in bounded memory, output files, model folders, TF Serving export."""
+import csv
+import json
+import subprocess
+import sys
+import tracemalloc
+
+import keras
+import numpy as np
+import pytest
+import tifffile
+from click.testing import CliRunner
+from PIL import Image
+
+from nuclei_tf.cli.main import cli
+from nuclei_tf.inference import ModelBundle, load_bundle, predict_probability, save_bundle, segment
+from nuclei_tf.inference.outputs import geojson, nucleus_table, write_outputs
+from nuclei_tf.models import build_model
+from nuclei_tf.postprocess import PostProcess
+from nuclei_tf.preprocess.tiling import extract_tiles, stitch
+
+from conftest import disk_instances
+
+
+def red_channel_model():
+    """A 1x1 convolution returning the red channel: prediction = input, to check stitching exactly."""
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer=keras.initializers.Constant([[[[1.0], [0.0], [0.0]]]]))(inputs)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("shape", [(10, 7, 3), (64, 64, 3), (300, 170, 3)])
+@pytest.mark.parametrize("blend", ["mean", "smooth"])
+def test_streamed_stitching_returns_the_image(shape, blend):
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    bundle = ModelBundle(red_channel_model(), tile=64, overlap=0.5, blend=blend)
+    probability = predict_probability(bundle, image, batch_size=3)
+    assert probability.shape == shape[:2] and probability.dtype == np.float16
+    np.testing.assert_array_equal(probability, (image[..., 0] / 255.0).astype(np.float16))
+
+
+def test_streamed_prediction_matches_whole_array_stitching():
+    model = build_model("unet_plus", base_filters=4, depth=3)
+    image = np.random.default_rng(1).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    bundle = ModelBundle(model, tile=64, overlap=0.5, blend="smooth")
+    tiles, starts = extract_tiles(image, 64, 0.5)
+    expected = stitch(np.asarray(model(tiles / 255.0))[..., 0], starts, image.shape[:2], "smooth")
+    np.testing.assert_allclose(predict_probability(bundle, image).astype(np.float32), expected, atol=1e-3)
+
+
+def peak_bytes(bundle, shape):
+    image = np.full(shape, 200, np.uint8)
+    tracemalloc.start()
+    predict_probability(bundle, image, batch_size=8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_memory_grows_only_by_the_float16_output():
+    """Doubling the image height adds its float16 probability rows (2 bytes/pixel) and nothing else:
+    tiles and blending buffers are one tile row high, whatever the image size."""
+    bundle = ModelBundle(red_channel_model(), tile=256, overlap=0.5, blend="smooth")
+    small, large = peak_bytes(bundle, (1024, 1024, 3)), peak_bytes(bundle, (3072, 1024, 3))
+    added_pixels = 2048 * 1024
+    assert (large - small) / added_pixels == pytest.approx(2.0, abs=0.2)
+
+
+def test_output_files(tmp_path):
+    instances = disk_instances((40, 50), [(10, 10), (28, 35)], 5)
+    instances[0, 0] = 3  # a one-pixel nucleus
+    image = np.full((40, 50, 3), 200, np.uint8)
+    paths = write_outputs(image, instances, tmp_path, "img")
+    np.testing.assert_array_equal(tifffile.imread(paths["labels"]), instances)
+    assert np.asarray(Image.open(paths["overlay"])).shape == (40, 50, 3)
+    features = json.loads(paths["geojson"].read_text())["features"]
+    assert [f["properties"]["label"] for f in features] == [1, 2, 3]
+    ring = features[0]["geometry"]["coordinates"][0]
+    assert ring[0] == ring[-1] and all(4 <= x <= 16 and 4 <= y <= 16 for x, y in ring)
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert [r["id"] for r in rows] == ["1", "2", "3"] and float(rows[1]["centroid_x"]) == pytest.approx(35.0)
+    assert nucleus_table(instances) == nucleus_table(instances, rows_per_chunk=7)
+    assert geojson(np.zeros((5, 5), np.int32))["features"] == []
+
+
+@pytest.fixture
+def tiny_bundle_dir(tmp_path):
+    bundle = ModelBundle(build_model("unet_plus", base_filters=4, depth=3), tile=32, overlap=0.25,
+                         postprocess=PostProcess(threshold=0.4, split="watershed"), info={"note": "test"})
+    return save_bundle(bundle, tmp_path / "model")
+
+
+def test_model_folder_round_trip(tiny_bundle_dir):
+    bundle = load_bundle(tiny_bundle_dir)
+    assert bundle.tile == 32 and bundle.postprocess.threshold == 0.4 and bundle.info["note"] == "test"
+    probability, instances = segment(bundle, np.full((40, 40, 3), 128, np.uint8))
+    assert probability.shape == instances.shape == (40, 40)
+
+
+def test_predict_cli_on_rgba_grey_and_corrupt_images(tiny_bundle_dir, tmp_path):
+    rgba = np.dstack([np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8), np.full((40, 60), 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    Image.fromarray(np.full((33, 45), 90, np.uint8)).save(tmp_path / "grey.png")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "rgba.png"), str(tmp_path / "grey.png"),
+                                      "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    for stem in ("rgba", "grey"):
+        for suffix in (".labels.tif", ".overlay.png", ".geojson", ".csv"):
+            assert (tmp_path / "out" / f"{stem}{suffix}").is_file()
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    bad = CliRunner().invoke(cli, ["predict", str(tmp_path / "bad.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "o")])
+    assert bad.exit_code == 1 and "bad.png: cannot be decoded" in bad.output and "Traceback" not in bad.output
+
+
+def test_export_for_tf_serving_in_a_fresh_process(tiny_bundle_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving")])
+    assert result.exit_code == 0, result.output
+    version = tmp_path / "serving" / "1"
+    assert (version / "saved_model.pb").is_file()
+    image = np.random.default_rng(2).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)
+    np.save(tmp_path / "x.npy", image)
+    script = (
+        "import sys, numpy as np, tensorflow as tf;"
+        f"m = tf.saved_model.load(r'{version}');"
+        f"y = m.signatures['serving_default'](images=tf.constant(np.load(r'{tmp_path / 'x.npy'}')))['probabilities'];"
+        f"np.save(r'{tmp_path / 'y.npy'}', y.numpy())"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    served = np.load(tmp_path / "y.npy")
+    model = load_bundle(tiny_bundle_dir).model
+    padded = np.pad(image / 255.0, [(0, 0), (0, 14), (0, 26), (0, 0)], constant_values=1.0)
+    np.testing.assert_allclose(served, np.asarray(model(padded))[:, :50, :70], atol=1e-5)
+    described = subprocess.run([str(__import__("pathlib").Path(sys.executable).with_name("saved_model_cli")), "show",
+                                "--dir", str(version), "--all"], capture_output=True, text=True, check=True).stdout
+    assert "serving_default" in described and "images" in described and "probabilities" in described
+    again = CliRunner().invoke(cli, ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving"), "--version", "1"])
+    assert again.exit_code == 1 and "already exists" in again.output
