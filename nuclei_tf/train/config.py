@@ -59,8 +59,11 @@ def load_config(path=None, overrides=None):
         config = merge(config, loaded)
     config = merge(config, overrides)
     seed = config["seed"]
-    config["data"] = PipelineConfig.from_dict(
-        {**config["data"], "classes": config["model"].get("classes", 1), "seed": seed}
-    ).to_dict()
-    config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
+    try:
+        config["data"] = PipelineConfig.from_dict(
+            {**config["data"], "classes": config["model"].get("classes", 1), "seed": seed}
+        ).to_dict()
+        config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
+    except TypeError as exc:  # an unknown field in the data or train section
+        raise ValueError(f"{path or 'config'}: {exc}") from None
     return config
