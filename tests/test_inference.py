@@ -135,3 +135,22 @@ def test_export_for_tf_serving_in_a_fresh_process(tiny_bundle_dir, tmp_path):
     assert "serving_default" in described and "images" in described and "probabilities" in described
     again = CliRunner().invoke(cli, ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving"), "--version", "1"])
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_calibrate_writes_a_model_folder_chosen_on_validation(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    model = build_model("unet_plus", base_filters=4, depth=3)
+    model.save(tmp_path / "best.keras")
+    (tmp_path / "config.yaml").write_text("arch: unet_plus\npreprocess: {stain: none}\ndata: {tile: 32}\n")
+    result = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--protocol", "kasturi2022",
+                                      "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc),
+                                      "--out", str(tmp_path / "folder")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(tmp_path / "folder")
+    calibration = bundle.info["calibration"]
+    assert calibration["split"] == "val" and calibration["images"] == 1 and bundle.tile == 32
+    assert len(calibration["table"]) == 26 and bundle.postprocess.split in ("none", "watershed")
+    evaluated = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "folder"), "--protocol", "kasturi2022",
+                                         "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc),
+                                         "--out", str(tmp_path / "report")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads((tmp_path / "report" / "summary.json").read_text())["splits"]["tnbc-test"]["mean"]["n_images"] == 2

@@ -40,19 +40,25 @@ def _common(func):
 @click.command()
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False), help="Folder of predicted instance maps: <split>/<id>.tif|png or <id>.tif|png.")
 @click.option("--baseline", type=click.Choice(["otsu", "watershed", "fiji"]), help="Evaluate a classical baseline instead.")
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path), help="Evaluate a model folder or .keras file instead.")
+@click.option("--save-predictions", is_flag=True, help="Also write the instance maps under OUT/predictions.")
 @_common
 @data_errors_as_usage
-def evaluate(predictions, baseline, monuseg, tnbc, dsb, protocol, seed, out, splits):
-    """Score predicted instance maps (or a baseline) against a protocol's test sets."""
-    from nuclei_tf.evaluation import baseline_predictor, folder_predictor
+def evaluate(predictions, baseline, model_path, save_predictions, monuseg, tnbc, dsb, protocol, seed, out, splits):
+    """Score predicted instance maps (or a baseline, or a model) against a protocol's test sets."""
+    from nuclei_tf.evaluation import baseline_predictor, folder_predictor, model_predictor
 
-    if (predictions is None) == (baseline is None):
-        raise click.UsageError("give exactly one of --predictions DIR or --baseline NAME")
+    if sum(x is not None for x in (predictions, baseline, model_path)) != 1:
+        raise click.UsageError("give exactly one of --predictions DIR, --baseline NAME or --model PATH")
     if predictions is not None:
         predictor, method = folder_predictor(predictions), f"predictions in {predictions}"
-    else:
+    elif baseline is not None:
         predictor, method = baseline_predictor(baseline), baseline
-    _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, False, splits)
+    else:
+        from nuclei_tf.inference import load_bundle
+
+        predictor, method = model_predictor(load_bundle(model_path)), f"model {model_path}"
+    _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)
 
 
 @click.command()

@@ -14,6 +14,7 @@ from nuclei_tf import __version__
 COMMANDS = {
     "data": "nuclei_tf.cli.data:data",
     "baseline": "nuclei_tf.cli.evaluate:baseline",
+    "calibrate": "nuclei_tf.cli.predict:calibrate",
     "demo": "nuclei_tf.cli.predict:demo",
     "evaluate": "nuclei_tf.cli.evaluate:evaluate",
     "export": "nuclei_tf.cli.predict:export",
@@ -25,6 +26,7 @@ COMMANDS = {
 
 #: one-line help shown by `nuclei-tf --help` without importing the command module.
 SHORT_HELP = {
+    "calibrate": "Choose a model's threshold and splitting on the validation split; write a model folder.",
     "data": "Inspect datasets and split protocols.",
     "baseline": "Run a classical baseline (Otsu, watershed, Fiji-like) on a protocol's test sets.",
     "demo": "Segment the shipped sample image with the shipped model.",

@@ -1,9 +1,9 @@
-"""`nuclei-tf predict`, `nuclei-tf demo` and `nuclei-tf export`: use a trained model."""
+"""`nuclei-tf calibrate`, `predict`, `demo` and `export`: turn a trained model into a product and use it."""
 from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage
+from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
@@ -64,3 +64,35 @@ def export(model_path, out_dir, version):
     except (FileExistsError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"SavedModel written to {target} (signature serving_default: uint8 images -> probabilities)")
+
+
+@click.command()
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@dataset_options
+@protocol_option()
+@click.option("--metric", default="aji", show_default=True, help="Validation metric to maximise (e.g. aji, precision@0.5, f1@0.5).")
+@click.option("--overlap", type=float, default=0.5, show_default=True, help="Tile overlap at inference (Lagree: 50%).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
+@data_errors_as_usage
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, out_dir):
+    """Choose threshold and watershed splitting on the validation split; write a model folder."""
+    import keras
+    import yaml
+
+    from nuclei_tf.data import split_protocol
+    from nuclei_tf.inference import ModelBundle, save_bundle
+    from nuclei_tf.inference.calibrate import calibrate as search
+
+    run_config = model_path.with_name("config.yaml")
+    trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
+    stain = trained.get("preprocess", {}).get("stain", "none")
+    tile = trained.get("data", {}).get("tile", 256)
+    bundle = ModelBundle(keras.saving.load_model(model_path, compile=False, safe_mode=True), stain=stain, tile=tile, overlap=overlap)
+    validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
+    bundle.postprocess, table = search(bundle, validation, metric=metric)
+    best = table[(bundle.postprocess.split, bundle.postprocess.threshold)]
+    bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
+                   "calibration": {"split": "val", "images": len(validation), "metric": metric, "score": best,
+                                   "table": {f"{mode}@{t}": v for (mode, t), v in table.items()}}}
+    save_bundle(bundle, out_dir)
+    click.echo(f"{out_dir}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images)")

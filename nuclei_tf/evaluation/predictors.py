@@ -32,3 +32,13 @@ def baseline_predictor(method):
         return segment(sample.image)
 
     return predict
+
+
+def model_predictor(bundle):
+    """Segment the image with a model bundle (its tiling and post-processing)."""
+    from nuclei_tf.inference import segment
+
+    def predict(split, record, sample):
+        return segment(bundle, sample.image)[1]
+
+    return predict
