@@ -182,3 +182,16 @@ def test_fit_cli_run_folder_and_gbunet_two_stages(synthetic_monuseg, synthetic_t
     model = keras.saving.load_model(run / "best.keras", safe_mode=True)
     frozen = [layer for layer in model.layers if layer.name.startswith("member_")]
     assert frozen and not any(layer.trainable for layer in frozen)
+
+
+def test_example_script_runs_with_user_callbacks(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "custom_training.py"
+    spec = importlib.util.spec_from_file_location("custom_training", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    tmp_path.mkdir(exist_ok=True)
+    history = example.main(synthetic_monuseg, synthetic_tnbc, str(tmp_path), epochs=1, steps=2, base_filters=2, tile=32)
+    assert len(history) == 1 and (tmp_path / "history.csv").is_file()
