@@ -118,3 +118,18 @@ def test_bad_configs():
         PipelineConfig(sampling="whole")
     with pytest.raises(ValueError, match="unknown augmentation"):
         Augmenter({"mixup": {}})(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.float32), 0)
+
+
+def test_config_preprocessing_steps(records):
+    from nuclei_tf.train.run import make_preprocess
+
+    assert make_preprocess({"stain": "none"}) is None
+    clahe = make_preprocess({"stain": "none", "clahe_tv": True})
+    prepared = prepare(records, PipelineConfig(tile=16), preprocess=clahe)
+    assert prepared[0].image.dtype == np.float32 and 0.0 <= prepared[0].image.min() and prepared[0].image.max() <= 1.0
+    image, _, _ = next(iter(TrainingPipeline(prepared, PipelineConfig(tile=16, batch_size=2)).dataset(0)))
+    assert image.shape == (2, 16, 16, 3)
+    with pytest.raises(ValueError, match="needs preprocess.reference"):
+        make_preprocess({"stain": "vahadane"})
+    with pytest.raises(ValueError, match="must be none, macenko"):
+        make_preprocess({"stain": "magic"})
