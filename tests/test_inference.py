@@ -154,3 +154,9 @@ def test_calibrate_writes_a_model_folder_chosen_on_validation(synthetic_monuseg,
                                          "--out", str(tmp_path / "report")])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["splits"]["tnbc-test"]["mean"]["n_images"] == 2
+
+
+def test_a_fresh_process_loads_a_model_folder_without_importing_the_models(tiny_bundle_dir):
+    script = f"from nuclei_tf.inference import load_bundle; print(load_bundle(r'{tiny_bundle_dir}').model.count_params())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0 and int(out.stdout.strip()) > 0, out.stderr[-2000:]

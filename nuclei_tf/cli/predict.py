@@ -76,18 +76,18 @@ def export(model_path, out_dir, version):
 @data_errors_as_usage
 def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, out_dir):
     """Choose threshold and watershed splitting on the validation split; write a model folder."""
-    import keras
     import yaml
 
     from nuclei_tf.data import split_protocol
     from nuclei_tf.inference import ModelBundle, save_bundle
     from nuclei_tf.inference.calibrate import calibrate as search
+    from nuclei_tf.models import load_model
 
     run_config = model_path.with_name("config.yaml")
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
-    bundle = ModelBundle(keras.saving.load_model(model_path, compile=False, safe_mode=True), stain=stain, tile=tile, overlap=overlap)
+    bundle = ModelBundle(load_model(model_path), stain=stain, tile=tile, overlap=overlap)
     validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
     bundle.postprocess, table = search(bundle, validation, metric=metric)
     best = table[(bundle.postprocess.split, bundle.postprocess.threshold)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import keras
 
+from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "unet_plus_b16"
@@ -51,7 +52,7 @@ def load_bundle(path=None):
         model_file, config_file = path, path.with_suffix(".json")
     if not model_file.is_file():
         raise FileNotFoundError(f"{model_file}: model file not found")
-    model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
+    model = load_model(model_file)
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     post = PostProcess.from_dict(config.pop("postprocess", {}))
     known = {k: config.pop(k) for k in ("stain", "tile", "overlap", "blend") if k in config}

@@ -7,5 +7,6 @@ from nuclei_tf.models import unet, unet_plus, unetpp, encoder_unet, encoder_unet
 from nuclei_tf.models.encoders import ENCODERS, build_encoder
 from nuclei_tf.models.pretrained import EncoderWeightsError
 from nuclei_tf.models.registry import build_model, get_spec, list_models, register
+from nuclei_tf.models.saving import load_model
 
-__all__ = ["ENCODERS", "EncoderWeightsError", "build_encoder", "build_model", "get_spec", "list_models", "register"]
+__all__ = ["ENCODERS", "EncoderWeightsError", "build_encoder", "build_model", "get_spec", "list_models", "load_model", "register"]

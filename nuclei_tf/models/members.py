@@ -5,6 +5,7 @@ import os
 import keras
 
 from nuclei_tf.models.registry import build_model
+from nuclei_tf.models.saving import load_model
 
 #: Lagree 2021's members: U-Nets with VGG-19, ResNet-101 and DenseNet-121 encoders, 2-class softmax
 LAGREE_MEMBERS = tuple(
@@ -21,7 +22,7 @@ def load_member(member):
         options = dict(member)
         return build_model(options.pop("arch"), **options)
     if isinstance(member, (str, os.PathLike)):
-        return keras.saving.load_model(member)
+        return load_model(member)
     raise TypeError(f"a member must be a keras.Model, a .keras path or a dict of build_model options; got {member!r}")
 
 
