@@ -170,11 +170,12 @@ def test_fit_cli_run_folder_and_gbunet_two_stages(synthetic_monuseg, synthetic_t
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     run = tmp_path / "run"
-    for name in ("config.yaml", "datasets.json", "history.csv", "best.keras", "summary.json", "tensorboard"):
+    for name in ("config.yaml", "environment.json", "datasets.json", "history.csv", "best.keras", "summary.json", "tensorboard"):
         assert (run / name).exists(), name
     assert (run / "members" / "0" / "best.keras").is_file() and (run / "members" / "0" / "done").is_file()
     resolved = yaml.safe_load((run / "config.yaml").read_text())
-    assert resolved["seed"] == 3 and resolved["data"]["classes"] == 2 and resolved["resolved_precision"] == "float32"
+    assert resolved["seed"] == 3 and resolved["data"]["classes"] == 2
+    assert json.loads((run / "environment.json").read_text())["precision"] == "float32"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["arch"] == "gbunet" and summary["images"]["train"] == 2
     checksums = json.loads((run / "datasets.json").read_text())
@@ -182,6 +183,10 @@ def test_fit_cli_run_folder_and_gbunet_two_stages(synthetic_monuseg, synthetic_t
     model = keras.saving.load_model(run / "best.keras", safe_mode=True)
     frozen = [layer for layer in model.layers if layer.name.startswith("member_")]
     assert frozen and not any(layer.trainable for layer in frozen)
+    resumed = CliRunner().invoke(cli, ["fit", "--out", str(run), "--resume", "--epochs", "2", "--monuseg",
+                                       str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc)], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+    assert [h["epoch"] for h in json.loads((run / "summary.json").read_text())["history"]] == [1, 2]
 
 
 def test_example_script_runs_with_user_callbacks(synthetic_monuseg, synthetic_tnbc, tmp_path):

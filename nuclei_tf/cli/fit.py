@@ -36,7 +36,6 @@ def fit(arch, monuseg, tnbc, dsb, protocol, seed, config_path, epochs, steps_per
         "train": {"epochs": epochs, "steps_per_epoch": steps_per_epoch},
     }
     config = load_config(config_path, overrides)
-    config.pop("resolved_precision", None)
     try:
         summary = fit_run(config, run_dir, monuseg=monuseg, tnbc=tnbc, dsb=dsb, resume=resume)
     except TrainingInterrupted as exc:

@@ -23,6 +23,21 @@ def sha256(path):
     return digest.hexdigest()
 
 
+def environment(policy):
+    """Versions, devices and the resolved precision policy of this run."""
+    import tensorflow as tf
+
+    from nuclei_tf import __version__
+
+    return {
+        "nuclei_tf": __version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "precision": policy,
+        "devices": [d.name for d in tf.config.list_physical_devices()],
+    }
+
+
 def dataset_checksums(splits):
     """{split: {id: {image: sha256, label: sha256}}} of every file a run reads."""
     return {
@@ -120,7 +135,8 @@ def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, ca
     run_dir.mkdir(parents=True, exist_ok=True)
     policy = set_precision(config["precision"])
     splits = split_protocol(config["protocol"], monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=config["seed"])
-    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, "resolved_precision": policy}, sort_keys=False))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (run_dir / "environment.json").write_text(json.dumps(environment(policy), indent=2))
     (run_dir / "datasets.json").write_text(json.dumps(dataset_checksums({k: splits[k] for k in ("train", "val") if k in splits}), indent=1))
     started = time.time()
     model_options = dict(config["model"])
