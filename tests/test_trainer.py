@@ -170,7 +170,8 @@ def test_fit_cli_run_folder_and_gbunet_two_stages(synthetic_monuseg, synthetic_t
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     run = tmp_path / "run"
-    for name in ("config.yaml", "environment.json", "datasets.json", "history.csv", "best.keras", "summary.json", "tensorboard"):
+    for name in ("config.yaml", "environment.json", "datasets.json", "history.csv", "best.keras", "summary.json",
+                 "tensorboard", "loss_curve.png"):
         assert (run / name).exists(), name
     assert (run / "members" / "0" / "best.keras").is_file() and (run / "members" / "0" / "done").is_file()
     resolved = yaml.safe_load((run / "config.yaml").read_text())

@@ -129,6 +129,27 @@ def train_members(specs, splits, config, run_dir, resume=False):
     return paths
 
 
+def plot_history(history, path):
+    """Training and validation loss (and Dice) per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    figure, (loss_axis, dice_axis) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=110)
+    for key, axis in (("loss", loss_axis), ("dice", dice_axis)):
+        axis.plot(epochs, [h[key] for h in history], marker="o", label=f"train {key}")
+        if all(f"val_{key}" in h for h in history):
+            axis.plot(epochs, [h[f"val_{key}"] for h in history], marker="s", label=f"validation {key}")
+        axis.set(xlabel="epoch", ylabel=key)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, callbacks=()):
     """Train ``config`` under its protocol into ``run_dir``; returns the summary dict."""
     run_dir = Path(run_dir)
@@ -158,4 +179,6 @@ def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, ca
         "images": {k: len(v) for k, v in splits.items()},
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if history:
+        plot_history(history, run_dir / "loss_curve.png")
     return summary
