@@ -160,3 +160,14 @@ def test_a_fresh_process_loads_a_model_folder_without_importing_the_models(tiny_
     script = f"from nuclei_tf.inference import load_bundle; print(load_bundle(r'{tiny_bundle_dir}').model.count_params())"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0 and int(out.stdout.strip()) > 0, out.stderr[-2000:]
+
+
+def test_demo_runs_the_shipped_model_on_the_shipped_sample(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--out", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    labels = tifffile.imread(tmp_path / "breast_sample.labels.tif")
+    assert labels.shape == (512, 512) and labels.dtype == np.int32
+    assert labels.max() > 50, "the shipped model finds the nuclei of the sample (~100 in this crop)"
+    bundle = load_bundle()
+    assert bundle.info["calibration"]["split"] == "val"
+    assert (bundle.info["calibration"]["metric"], bundle.postprocess.split) == ("aji", "watershed")
