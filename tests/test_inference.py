@@ -171,3 +171,13 @@ def test_demo_runs_the_shipped_model_on_the_shipped_sample(tmp_path):
     bundle = load_bundle()
     assert bundle.info["calibration"]["split"] == "val"
     assert (bundle.info["calibration"]["metric"], bundle.postprocess.split) == ("aji", "watershed")
+
+
+def test_chunked_outlines_equal_skimage_inner_boundaries():
+    from skimage.segmentation import find_boundaries
+
+    from nuclei_tf.inference.outputs import outlines
+
+    rng = np.random.default_rng(3)
+    instances = disk_instances((90, 70), [tuple(rng.integers(5, 65, 2)) for _ in range(12)], 7)
+    np.testing.assert_array_equal(outlines(instances, rows_per_chunk=16), find_boundaries(instances, mode="inner"))

@@ -7,11 +7,18 @@ from nuclei_tf.data.io import list_images, read_label
 
 
 def relabel_contiguous(instances):
-    """Renumber the ids of an instance map to 1..N in order of first appearance by value.
+    """Renumber the ids of an instance map to 1..N, keeping their order; 0 stays 0.
 
-    Background (0) stays 0; the relative order of the ids is kept, so the result is
-    deterministic for a given input.
+    Uses a lookup table indexed by id (one int32 output array, whole-slide friendly) when the
+    largest id is at most the number of pixels, ``np.unique`` otherwise.
     """
+    instances = np.asarray(instances)
+    largest = int(instances.max(initial=0))
+    if 0 <= instances.min(initial=0) and largest <= max(instances.size, 1):
+        present = np.bincount(instances.ravel(), minlength=largest + 1) > 0
+        present[0] = False
+        lookup = (np.cumsum(present) * present).astype(np.int32)
+        return lookup[instances]
     ids, inverse = np.unique(instances, return_inverse=True)
     offset = 0 if ids[0] == 0 else 1
     return (inverse.reshape(instances.shape) + offset).astype(np.int32)

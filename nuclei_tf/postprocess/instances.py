@@ -47,7 +47,7 @@ def mask_to_instances(mask, settings):
         instances = watershed_split(mask, h=settings.h)
     else:
         instances = binary_to_instances(mask)
-    return relabel_contiguous(remove_small_objects(instances, settings.min_size))
+    return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False))
 
 
 def probability_to_instances(probability, settings=PostProcess()):

@@ -9,14 +9,16 @@ def fill_holes(mask):
     return ndimage.binary_fill_holes(np.asarray(mask, dtype=bool))
 
 
-def remove_small_objects(instances, min_size):
-    """Zero every instance with fewer than ``min_size`` pixels; other ids are unchanged."""
+def remove_small_objects(instances, min_size, copy=True):
+    """Zero every instance with fewer than ``min_size`` pixels; other ids are unchanged.
+
+    ``copy=False`` edits ``instances`` in place (no second full-size array on whole slides).
+    """
     instances = np.asarray(instances)
+    out = instances.copy() if copy else instances
     if min_size <= 1 or instances.max(initial=0) == 0:
-        return instances.copy()
-    areas = np.bincount(instances.ravel())
-    small = areas < min_size
+        return out
+    small = np.bincount(instances.ravel()) < min_size
     small[0] = False
-    out = instances.copy()
-    out[small[instances]] = 0
+    out[small[out]] = 0
     return out
