@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--size", type=int, default=10000)
     parser.add_argument("--model", default=None)
     parser.add_argument("--overlap", type=float, default=None, help="override the model's tile overlap")
+    parser.add_argument("--batch-size", type=int, default=8, help="tiles per model call")
     args = parser.parse_args()
     print(describe())
     bundle = load_bundle(args.model)
@@ -41,12 +42,13 @@ def main():
     image = np.tile(sample, (reps, reps, 1))[: args.size, : args.size]
     before = peak_rss_gib()
     start = time.perf_counter()
-    _, instances = segment(bundle, image, progress=True)
+    _, instances = segment(bundle, image, batch_size=args.batch_size, progress=True)
     segmented = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as out:
         write_outputs(image, instances, Path(out), "slide")
     total = time.perf_counter() - start
-    print(f"image {args.size} x {args.size} ({image.nbytes / 2**30:.2f} GiB RGB), tile {bundle.tile}, overlap {bundle.overlap}")
+    print(f"image {args.size} x {args.size} ({image.nbytes / 2**30:.2f} GiB RGB), tile {bundle.tile}, "
+          f"overlap {bundle.overlap}, batch {args.batch_size}")
     print(f"nuclei: {int(instances.max())} | segment {segmented:.0f} s | with outputs {total:.0f} s")
     print(f"peak RSS: {peak_rss_gib():.2f} GiB (process incl. TensorFlow; {before:.2f} GiB before predicting)")
 
