@@ -127,7 +127,7 @@ class Trainer:
         data = pipeline.dataset(epoch, skip_batches=skip)
         if limit is not None:
             data = data.take(max(limit - skip, 0))
-        if self.strategy.num_replicas_in_sync > 1 or isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if self.strategy.num_replicas_in_sync > 1:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
             data = self.strategy.experimental_distribute_dataset(data.with_options(options))
