@@ -14,8 +14,8 @@ import keras
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
 
+#: the shipped model, in the source tree's weights/ (the README installs with ``pip install -e .``)
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "unet_plus_b16"
-PACKAGED_MODEL = Path(__file__).resolve().parents[1] / "weights" / "unet_plus_b16"
 
 
 @dataclass
@@ -36,11 +36,10 @@ class ModelBundle:
 
 
 def default_model_path():
-    """The model shipped with the package (installed copy first, then the source tree's weights/)."""
-    for candidate in (PACKAGED_MODEL, DEFAULT_MODEL):
-        if (candidate / "model.keras").is_file():
-            return candidate
-    raise FileNotFoundError(f"no shipped model found in {PACKAGED_MODEL} or {DEFAULT_MODEL}; pass --model PATH")
+    """The folder of the model shipped in weights/."""
+    if not (DEFAULT_MODEL / "model.keras").is_file():
+        raise FileNotFoundError(f"no shipped model found in {DEFAULT_MODEL}; pass --model PATH")
+    return DEFAULT_MODEL
 
 
 def load_bundle(path=None):
