@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
@@ -29,6 +31,20 @@ class ModelBundle:
     blend: str = "smooth"
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
+
+    _compiled: tuple = field(default=(None, None), init=False, repr=False, compare=False)
+
+    def probabilities(self, tiles):
+        """Nucleus probability (N, t, t) of a batch of uint8 tiles (N, t, t, 3).
+
+        Runs the model through a ``tf.function`` compiled once per model: graph execution frees
+        each activation as soon as it is consumed, where an eager call holds them all.
+        """
+        model, function = self._compiled
+        if model is not self.model:
+            function = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+            self._compiled = (self.model, function)
+        return np.asarray(function(tiles.astype(np.float32) / 255.0), dtype=np.float32)[..., -1]
 
     def settings(self):
         return {"stain": self.stain, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,

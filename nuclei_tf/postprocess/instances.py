@@ -39,15 +39,22 @@ class PostProcess:
         return probability_to_instances(probability, self)
 
 
-def mask_to_instances(mask, settings):
-    """Binary mask -> int32 instance map with ids 1..N under ``settings``."""
-    if settings.fill:
-        mask = fill_holes(mask)
+def filled_mask_to_instances(mask, settings):
+    """Binary mask whose holes are already filled -> int32 instances 1..N (split, size filter).
+
+    Every step works on one 4-connected component at a time, which is what lets
+    :mod:`~nuclei_tf.postprocess.strips` process a whole slide strip by strip.
+    """
     if settings.split == "watershed":
         instances = watershed_split(mask, h=settings.h)
     else:
         instances = binary_to_instances(mask)
     return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False))
+
+
+def mask_to_instances(mask, settings):
+    """Binary mask -> int32 instance map with ids 1..N under ``settings``."""
+    return filled_mask_to_instances(fill_holes(mask) if settings.fill else mask, settings)
 
 
 def probability_to_instances(probability, settings=PostProcess()):
@@ -59,6 +66,11 @@ def probability_to_instances(probability, settings=PostProcess()):
         probability = probability[..., -1]
     if probability.ndim != 2:
         raise ValueError(f"expected an H x W probability map, got shape {probability.shape}")
+    return mask_to_instances(foreground(probability, settings), settings)
+
+
+def foreground(probability, settings):
+    """``probability > settings.threshold``, refusing maps that hold NaN or Inf."""
     if not np.isfinite(probability).all():
         raise ValueError("probability map holds NaN or Inf")
-    return mask_to_instances(probability > settings.threshold, settings)
+    return probability > settings.threshold

@@ -12,6 +12,9 @@ from skimage.segmentation import watershed
 
 from nuclei_tf.data.labels import binary_to_instances
 
+#: background margin (px) around each component's crop; >= the Gaussian's reach (4 sigma at sigma 1)
+CROP_MARGIN = 4
+
 
 def _split_component(component, h, smoothing):
     """Watershed of one connected component (a boolean crop with a background margin)."""
@@ -24,7 +27,7 @@ def _split_component(component, h, smoothing):
     return watershed(-distance, markers, mask=component).astype(np.int32)
 
 
-def watershed_split(mask, h=1.0, smoothing=1.0, margin=4):
+def watershed_split(mask, h=1.0, smoothing=1.0, margin=CROP_MARGIN):
     """Split the foreground of ``mask`` into nuclei; returns an int32 instance map (ids 1..N).
 
     Each 4-connected component is split on its own crop (grown by ``margin`` px), so memory

@@ -1,0 +1,102 @@
+"""Post-processing a probability map that arrives in blocks of rows, for whole slides.
+
+:func:`instance_strips` gives the same nuclei as
+:func:`~nuclei_tf.postprocess.instances.probability_to_instances` on the whole map (ids
+may be numbered in another order) while holding only a window of rows as a boolean mask.
+
+Why it is exact: each window is thresholded and hole-filled; a nucleus cluster (an
+8-connected component of the filled mask) is emitted by the first window that holds it
+with at least :data:`HALO` rows of clearance from the window's cut edges. Such a cluster
+and its holes are identical in the window and in the whole image (the outer boundary of a
+4-connected hole is 8-connected, so a hole lies inside its cluster), and splitting and size
+filtering then work on crops of single components grown by
+:data:`~nuclei_tf.postprocess.watershed.CROP_MARGIN` < ``HALO`` px, which the clearance
+keeps inside the window. A cluster is owned by the window where its top row lies between
+the rows already decided and the new decision line, so none is emitted twice.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from nuclei_tf.data.labels import binary_to_instances
+from nuclei_tf.postprocess.instances import filled_mask_to_instances, foreground
+from nuclei_tf.postprocess.morphology import fill_holes
+from nuclei_tf.postprocess.watershed import CROP_MARGIN
+
+#: rows of clearance a cluster needs from a window's cut edges to be emitted exactly
+HALO = CROP_MARGIN + 1
+
+
+@dataclass
+class InstanceStrip:
+    """Nuclei emitted by one window: ``labels`` (int32, local ids 1..n, zero elsewhere) covers
+    image rows ``top`` .. ``top + len(labels)``; image id = local id + ``first_id`` - 1. Rows
+    above ``final`` are complete: no later strip puts a nucleus there."""
+
+    top: int
+    labels: np.ndarray
+    first_id: int
+    final: int
+
+    @property
+    def count(self):
+        return int(self.labels.max(initial=0))
+
+    def paste(self, instances):
+        """Write these nuclei into the full-image instance map ``instances`` (image ids)."""
+        target = instances[self.top : self.top + len(self.labels)]
+        inside = self.labels > 0
+        target[inside] = self.labels[inside] + (self.first_id - 1)
+
+
+def _window(mask, top, done, height, settings):
+    """Decide the clusters of the window ``mask`` (image rows top..) whose top row is >= done.
+
+    Returns ``(new_done, local_labels)``: every cluster starting in [done, new_done) is emitted
+    in ``local_labels``; ``new_done == done`` means the window must grow first.
+    """
+    bottom = top + len(mask)
+    filled = fill_holes(mask) if settings.fill else mask
+    clusters = binary_to_instances(filled, connectivity=2)
+    boxes = ndimage.find_objects(clusters)
+    starts = np.array([box[0].start + top if box else bottom for box in boxes], dtype=np.int64)
+    stops = np.array([box[0].stop + top if box else bottom for box in boxes], dtype=np.int64)
+    incomplete = (starts >= done) & (stops + HALO > bottom) & (bottom < height)
+    new_done = int(starts[incomplete].min()) if incomplete.any() else bottom
+    if new_done <= done:
+        return done, None
+    owned = np.concatenate([[False], (starts >= done) & (starts < new_done)])
+    return new_done, filled_mask_to_instances(owned[clusters], settings)
+
+
+def instance_strips(blocks, height, settings, strip_rows=1024):
+    """Yield :class:`InstanceStrip` for probability ``blocks`` ``(top, rows)`` given in order.
+
+    ``blocks`` must tile rows 0..``height`` without gaps; a window is processed each time
+    ``strip_rows`` new rows have arrived (and at the end). Memory: one window of booleans
+    (about ``strip_rows`` rows, more only while a single cluster is taller than that).
+    """
+    if strip_rows <= HALO:
+        raise ValueError(f"strip_rows must exceed {HALO}, got {strip_rows}")
+    pending, top, done, next_id, attempted = [], 0, 0, 1, 0
+    received = 0
+    for start, rows in blocks:
+        if start != received:
+            raise ValueError(f"probability rows must arrive in order: expected row {received}, got {start}")
+        pending.append(foreground(np.asarray(rows), settings))
+        received += len(rows)
+        if received - attempted < strip_rows and received < height:
+            continue
+        attempted = received
+        mask = np.concatenate(pending) if len(pending) > 1 else pending[0]
+        new_done, labels = _window(mask, top, done, height, settings)
+        if labels is None:
+            pending = [mask]
+            continue
+        yield InstanceStrip(top, labels, next_id, new_done)
+        next_id += int(labels.max(initial=0))
+        keep = max(new_done - HALO, 0)
+        pending, top, done = [mask[keep - top :]], keep, new_done
+    if received != height:
+        raise ValueError(f"probability rows ended at row {received} of {height}")

@@ -1,0 +1,101 @@
+"""Strip-by-strip post-processing (whole slides) gives the whole-image nuclei exactly."""
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from nuclei_tf.data import MoNuSeg
+from nuclei_tf.postprocess import PostProcess, probability_to_instances
+from nuclei_tf.postprocess.strips import HALO, instance_strips
+
+
+def blocks_of(probability, sizes):
+    """(top, rows) blocks of ``probability`` with heights cycling through ``sizes``."""
+    top, index = 0, 0
+    while top < len(probability):
+        size = sizes[index % len(sizes)]
+        yield top, probability[top : top + size]
+        top, index = top + size, index + 1
+
+
+def by_strips(probability, settings, strip_rows, sizes=(37,)):
+    instances = np.zeros(probability.shape, np.int32)
+    final = 0
+    for strip in instance_strips(blocks_of(probability, sizes), len(probability), settings, strip_rows):
+        assert strip.final > final and not instances[strip.top : strip.top + len(strip.labels)][strip.labels > 0].any()
+        final = strip.final
+        strip.paste(instances)
+    assert final == len(probability)
+    return instances
+
+
+def assert_same_nuclei(a, b):
+    """Equal up to a renumbering of the ids: same foreground, one-to-one id pairs."""
+    np.testing.assert_array_equal(a > 0, b > 0)
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    assert pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+def blob_field(shape, seed, sigma=3.0):
+    """A probability-like map of touching blobs, rings with holes and specks."""
+    noise = np.random.default_rng(seed).random(shape)
+    field = ndimage.gaussian_filter(noise, sigma)
+    field = 0.5 + (field - np.quantile(field, 0.7)) / (4 * field.std())  # 30% above 0.5
+    return np.clip(field, 0, 1).astype(np.float16)
+
+
+@pytest.mark.parametrize("settings", [
+    PostProcess(threshold=0.55, split="watershed"),
+    PostProcess(threshold=0.5, split="none", min_size=1),
+    PostProcess(threshold=0.45, split="watershed", fill=False, min_size=30),
+])
+@pytest.mark.parametrize("strip_rows", [HALO + 1, 16, 61, 1000])
+def test_strips_equal_the_whole_image(settings, strip_rows):
+    probability = blob_field((230, 170), seed=strip_rows)
+    whole = probability_to_instances(probability, settings)
+    assert whole.max() > 20
+    assert_same_nuclei(by_strips(probability, settings, strip_rows), whole)
+
+
+def test_a_cluster_taller_than_the_strip_waits_for_its_rows():
+    probability = np.zeros((300, 60), np.float16)
+    probability[10:290, 20:30] = 0.9  # one column-shaped nucleus cluster 280 rows tall
+    probability[40:60, 40:55] = 0.9
+    probability[150:152, 2:4] = 0.9  # removed by the size filter
+    settings = PostProcess(threshold=0.5, split="none")
+    instances = by_strips(probability, settings, strip_rows=20, sizes=(7, 13))
+    assert_same_nuclei(instances, probability_to_instances(probability, settings))
+    assert instances.max() == 2
+
+
+def test_a_hole_across_strip_borders_is_filled():
+    probability = np.zeros((120, 40), np.float16)
+    probability[20:100, 10:30] = 0.9
+    probability[30:90, 15:25] = 0.1  # a hole 60 rows tall
+    settings = PostProcess(threshold=0.5, split="none")
+    instances = by_strips(probability, settings, strip_rows=HALO + 2, sizes=(3,))
+    assert (instances[20:100, 10:30] == 1).all() and instances.max() == 1
+
+
+def test_bad_blocks_are_refused():
+    settings = PostProcess()
+    good = np.zeros((20, 8), np.float16)
+    with pytest.raises(ValueError, match="expected row 10, got 12"):
+        list(instance_strips([(0, good[:10]), (12, good[10:])], 20, settings, strip_rows=8))
+    with pytest.raises(ValueError, match="ended at row 10 of 20"):
+        list(instance_strips([(0, good[:10])], 20, settings, strip_rows=100))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        list(instance_strips([(0, np.full((20, 8), np.nan, np.float16))], 20, settings))
+    with pytest.raises(ValueError, match="strip_rows must exceed"):
+        list(instance_strips([(0, good)], 20, settings, strip_rows=HALO))
+
+
+def test_real_monuseg_nuclei_by_strips(monuseg_root):
+    """A MoNuSeg annotation, blurred into a probability map with touching, clustered nuclei."""
+    record = next(r for r in MoNuSeg(monuseg_root).records() if r.id.startswith("TCGA-A7"))
+    instances = record.load().instances
+    probability = ndimage.gaussian_filter((instances > 0).astype(np.float32), 1.5)
+    probability = np.clip(probability + np.random.default_rng(0).normal(0, 0.05, probability.shape), 0, 1).astype(np.float16)
+    settings = PostProcess(threshold=0.5, split="watershed")
+    whole = probability_to_instances(probability, settings)
+    assert whole.max() > 300
+    assert_same_nuclei(by_strips(probability, settings, strip_rows=97, sizes=(128,)), whole)
