@@ -90,6 +90,14 @@ def test_16bit_image_is_rescaled(tmp_path):
     assert read_image(tmp_path / "a.tif")[0, :, 0].tolist() == [0, 1, 255]
 
 
+def test_images_above_pillows_decompression_bomb_limit_are_read(tmp_path, monkeypatch):
+    """Whole slides exceed Pillow's 178-megapixel refusal; the limit is lifted for our reads only."""
+    Image.fromarray(np.full((40, 40, 3), 7, np.uint8)).save(tmp_path / "slide.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 pixels > 2 x 100: Pillow would refuse
+    assert read_image(tmp_path / "slide.png").shape == (40, 40, 3)
+    assert Image.MAX_IMAGE_PIXELS == 100
+
+
 # ---- bad input: one DataError naming the file --------------------------------------------
 
 def _raises_naming(path, match, func, *args):

@@ -14,7 +14,9 @@ from PIL import Image
 
 from nuclei_tf.cli.main import cli
 from nuclei_tf.inference import ModelBundle, load_bundle, predict_probability, save_bundle, segment
-from nuclei_tf.inference.outputs import geojson, nucleus_table, write_outputs
+from nuclei_tf.inference.outputs import nucleus_table, write_outputs, write_segmentation
+from nuclei_tf.inference.predict import segment_strips
+from nuclei_tf.postprocess.strips import InstanceStrip
 from nuclei_tf.models import build_model
 from nuclei_tf.postprocess import PostProcess
 from nuclei_tf.preprocess.tiling import extract_tiles, stitch
@@ -66,6 +68,27 @@ def test_memory_grows_only_by_the_float16_output():
     assert (large - small) / added_pixels == pytest.approx(2.0, abs=0.2)
 
 
+def streamed_peak_bytes(bundle, image, out):
+    tracemalloc.start()
+    write_segmentation(image, segment_strips(bundle, image, strip_rows=256), out, "img")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_streamed_prediction_and_outputs_hold_no_full_size_map(tmp_path):
+    """What `nuclei-tf predict` runs: tripling the image height adds no per-pixel memory beyond the
+    input image (a full probability + label map would add 6 bytes/pixel, the overlay 3)."""
+    bundle = ModelBundle(red_channel_model(), tile=256, overlap=0.5, postprocess=PostProcess(split="watershed"))
+    cell = np.zeros((64, 64, 3), np.uint8)
+    cell[..., 0] = (disk_instances((64, 64), [(32, 32)], 12) > 0) * 230
+    small, large = np.tile(cell, (16, 16, 1)), np.tile(cell, (48, 16, 1))
+    streamed_peak_bytes(bundle, small, tmp_path / "warm-up")  # the one-time tf.function trace
+    growth = -streamed_peak_bytes(bundle, small, tmp_path / "small") + streamed_peak_bytes(bundle, large, tmp_path / "large")
+    assert growth / (large.shape[0] - small.shape[0]) / large.shape[1] < 0.25
+    assert tifffile.imread(tmp_path / "large" / "img.labels.tif").max() == 48 * 16
+
+
 def test_output_files(tmp_path):
     instances = disk_instances((40, 50), [(10, 10), (28, 35)], 5)
     instances[0, 0] = 3  # a one-pixel nucleus
@@ -80,7 +103,9 @@ def test_output_files(tmp_path):
     rows = list(csv.DictReader(open(paths["csv"])))
     assert [r["id"] for r in rows] == ["1", "2", "3"] and float(rows[1]["centroid_x"]) == pytest.approx(35.0)
     assert nucleus_table(instances) == nucleus_table(instances, rows_per_chunk=7)
-    assert geojson(np.zeros((5, 5), np.int32))["features"] == []
+    empty = write_outputs(image, np.zeros((40, 50), np.int32), tmp_path, "empty")
+    assert json.loads(empty["geojson"].read_text())["features"] == [] and len(list(csv.reader(open(empty["csv"])))) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".partial") == []
 
 
 @pytest.fixture
@@ -110,6 +135,16 @@ def test_predict_cli_on_rgba_grey_and_corrupt_images(tiny_bundle_dir, tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     bad = CliRunner().invoke(cli, ["predict", str(tmp_path / "bad.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "o")])
     assert bad.exit_code == 1 and "bad.png: cannot be decoded" in bad.output and "Traceback" not in bad.output
+
+
+def test_predict_cli_names_the_image_when_the_model_outputs_nan(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    outputs = keras.layers.Conv2D(1, 1, kernel_initializer=keras.initializers.Constant(float("nan")))(inputs)
+    folder = save_bundle(ModelBundle(keras.Model(inputs, outputs), tile=32), tmp_path / "nan-model")
+    Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / "slide.png")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "slide.png"), "--model", str(folder), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and f"{tmp_path / 'slide.png'}: probability map holds NaN or Inf" in result.output
+    assert "Traceback" not in result.output and list((tmp_path / "out").iterdir()) == []
 
 
 def test_export_for_tf_serving_in_a_fresh_process(tiny_bundle_dir, tmp_path):
@@ -173,11 +208,57 @@ def test_demo_runs_the_shipped_model_on_the_shipped_sample(tmp_path):
     assert (bundle.info["calibration"]["metric"], bundle.postprocess.split) == ("aji", "watershed")
 
 
-def test_chunked_outlines_equal_skimage_inner_boundaries():
+def row_strips(instances, sizes):
+    """A full instance map cut into consecutive row strips of the given heights (ids kept)."""
+    top = 0
+    for size in sizes:
+        yield InstanceStrip(top, instances[top : top + size], first_id=1, final=min(top + size, len(instances)))
+        top += size
+
+
+def test_streamed_overlay_outlines_equal_skimage_inner_boundaries(tmp_path):
     from skimage.segmentation import find_boundaries
 
-    from nuclei_tf.inference.outputs import outlines
-
     rng = np.random.default_rng(3)
-    instances = disk_instances((90, 70), [tuple(rng.integers(5, 65, 2)) for _ in range(12)], 7)
-    np.testing.assert_array_equal(outlines(instances, rows_per_chunk=16), find_boundaries(instances, mode="inner"))
+    instances = disk_instances((290, 70), list(zip(rng.integers(5, 285, 40), rng.integers(5, 65, 40))), 7)
+    image = rng.integers(0, 256, (290, 70, 3), dtype=np.uint8)
+    paths, _ = write_segmentation(image, row_strips(instances, [1, 30, 100, 2, 157]), tmp_path, "img")
+    expected = image.copy()
+    expected[find_boundaries(instances, mode="inner")] = (0, 255, 0)
+    np.testing.assert_array_equal(np.asarray(Image.open(paths["overlay"])), expected)
+    np.testing.assert_array_equal(tifffile.imread(paths["labels"]), instances)
+
+
+def same_nuclei_files(a, b):
+    """Two output sets describe the same nuclei (ids may differ): labels, table and polygons."""
+    la, lb = tifffile.imread(a["labels"]), tifffile.imread(b["labels"])
+    pairs = np.unique(np.stack([la[la > 0], lb[lb > 0]]), axis=1)
+    assert np.array_equal(la > 0, lb > 0) and pairs.shape[1] == la.max() == lb.max()
+    rows = [sorted((r["area_px"], r["centroid_x"], r["centroid_y"]) for r in csv.DictReader(open(p["csv"]))) for p in (a, b)]
+    assert rows[0] == rows[1] and len(rows[0]) == la.max()
+    rings = [sorted(json.dumps(f["geometry"]) for f in json.loads(p["geojson"].read_text())["features"]) for p in (a, b)]
+    assert rings[0] == rings[1]
+    assert np.array_equal(np.asarray(Image.open(a["overlay"])), np.asarray(Image.open(b["overlay"])))
+
+
+def test_streamed_segmentation_writes_what_the_whole_image_path_writes(tmp_path):
+    bundle = ModelBundle(red_channel_model(), tile=64, overlap=0.5, postprocess=PostProcess(threshold=0.5, split="watershed"))
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 90, (301, 190, 3), dtype=np.uint8)
+    image[..., 0] = np.clip(disk_instances((301, 190), list(zip(rng.integers(0, 301, 60), rng.integers(0, 190, 60))), 9) * 255, 0, 255)
+    whole = write_outputs(image, segment(bundle, image)[1], tmp_path / "whole", "img")
+    streamed, count = write_segmentation(image, segment_strips(bundle, image, strip_rows=40), tmp_path / "streamed", "img")
+    assert count > 30
+    same_nuclei_files(whole, streamed)
+
+
+def test_an_error_mid_slide_leaves_no_partial_files(tmp_path):
+    bundle = ModelBundle(red_channel_model(), tile=64, overlap=0.5)
+
+    def failing():
+        yield from segment_strips(bundle, np.zeros((200, 100, 3), np.uint8), strip_rows=30)
+        raise ValueError("probability map holds NaN or Inf")
+
+    with pytest.raises(ValueError, match="NaN"):
+        write_segmentation(np.zeros((300, 100, 3), np.uint8), failing(), tmp_path, "img")
+    assert list(tmp_path.iterdir()) == []

@@ -14,19 +14,27 @@ model_option = click.option(
 
 
 def run_prediction(images, out_dir, model_path=None, batch_size=8):
-    """Segment each image and write its outputs; returns the output paths per image."""
+    """Segment each image and write its outputs, streamed strip by strip (whole slides fit in
+    bounded memory); returns the output paths per image."""
+    from nuclei_tf.data.errors import DataError
     from nuclei_tf.data.io import read_image
-    from nuclei_tf.inference import load_bundle, segment
-    from nuclei_tf.inference.outputs import write_outputs
+    from nuclei_tf.inference import load_bundle
+    from nuclei_tf.inference.outputs import write_segmentation
+    from nuclei_tf.inference.predict import segment_strips
 
     bundle = load_bundle(model_path)
     written = {}
     for path in images:
         image = read_image(path)
         large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
-        _, instances = segment(bundle, image, batch_size=batch_size, progress=large)
-        written[path] = write_outputs(image, instances, Path(out_dir), Path(path).stem)
-        click.echo(f"{path}: {int(instances.max())} nuclei -> {written[path]['labels'].parent}")
+        strips = segment_strips(bundle, image, batch_size=batch_size, progress=large)
+        try:
+            written[path], count = write_segmentation(image, strips, Path(out_dir), Path(path).stem)
+        except DataError:
+            raise
+        except ValueError as exc:  # e.g. a model that outputs NaN: name the image
+            raise DataError(path, str(exc)) from None
+        click.echo(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
     return written
 
 

@@ -50,9 +50,13 @@ def _read_array(path):
                 return _tiff_first_page(tif, path).asarray()
         from PIL import Image
 
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im)
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # whole slides are not decompression bombs
+        try:
+            with Image.open(path) as im:
+                im.load()
+                return np.asarray(im)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def to_uint8(array, path):

@@ -1,19 +1,32 @@
-"""Writing a segmentation: ``<stem>.labels.tif`` (int32 instances), ``<stem>.overlay.png``
+"""Writing a segmentation: ``<stem>.labels.tif`` (int32 instances, tiled), ``<stem>.overlay.png``
 (outlines on the image), ``<stem>.geojson`` (nucleus polygons QuPath imports as detections)
-and ``<stem>.csv`` (one row per nucleus: id, area, centroid)."""
+and ``<stem>.csv`` (one row per nucleus: id, area, centroid).
+
+Everything is written while the nuclei arrive strip by strip
+(:class:`~nuclei_tf.postprocess.strips.InstanceStrip`), so a whole slide needs neither a
+full-size label map nor a copy of the image: label rows leave as soon as they are final
+(TIFF tile row by tile row, PNG row by row), and each nucleus' polygon and table row as soon
+as the strip that owns it is emitted. Files appear under their names only when complete.
+"""
 import csv
 import json
+from contextlib import ExitStack
+from pathlib import Path
 
 import cv2
 import numpy as np
 import tifffile
-from PIL import Image
 from scipy import ndimage
 
+from nuclei_tf.inference.png import PngRows
+from nuclei_tf.postprocess.strips import InstanceStrip
+
 OUTLINE = (0, 255, 0)
+TIFF_TILE = 256
+SUFFIXES = {"labels": ".labels.tif", "overlay": ".overlay.png", "geojson": ".geojson", "csv": ".csv"}
 
 
-def nucleus_table(instances, rows_per_chunk=1024):
+def nucleus_table(instances, rows_per_chunk=256):
     """Rows (id, area_px, centroid_x, centroid_y) of every nucleus, accumulated in row chunks
     so a whole slide needs no full-size coordinate arrays."""
     size = int(instances.max(initial=0)) + 1
@@ -47,56 +60,146 @@ def polygons(instances):
     return rings
 
 
-def geojson(instances):
-    """A GeoJSON FeatureCollection of nucleus polygons (QuPath: File > Import objects)."""
-    features = [
-        {
-            "type": "Feature",
-            "id": str(label),
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"objectType": "detection", "classification": {"name": "Nucleus"}, "label": label},
-        }
-        for label, ring in polygons(instances).items()
-    ]
-    return {"type": "FeatureCollection", "features": features}
+def geojson_feature(label, ring):
+    """One nucleus as a GeoJSON Feature (QuPath: File > Import objects reads it as a detection)."""
+    return {
+        "type": "Feature",
+        "id": str(label),
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"objectType": "detection", "classification": {"name": "Nucleus"}, "label": label},
+    }
 
 
-def outlines(instances, rows_per_chunk=1024):
-    """Boolean map of nucleus pixels with a 4-neighbour of another label (inner outlines),
-    computed in row chunks so whole slides need no extra full-size label arrays."""
-    height = instances.shape[0]
-    out = np.zeros(instances.shape, dtype=bool)
-    for start in range(0, height, rows_per_chunk):
-        stop = min(start + rows_per_chunk, height)
-        lo, hi = max(start - 1, 0), min(stop + 1, height)
-        block = np.pad(instances[lo:hi], 1, mode="edge")
-        centre = block[1:-1, 1:-1]
-        edge = (centre != block[:-2, 1:-1]) | (centre != block[2:, 1:-1]) | (centre != block[1:-1, :-2]) | (centre != block[1:-1, 2:])
-        out[start:stop] = (edge & (centre > 0))[start - lo : start - lo + stop - start]
-    return out
+def outline_rows(labels, above=None, below=None):
+    """Nucleus pixels of ``labels`` rows with a 4-neighbour of another label (inner outlines);
+    ``above``/``below``: the neighbouring label row, None at the image edge."""
+    block = np.vstack([labels[:1] if above is None else above, labels, labels[-1:] if below is None else below])
+    block = np.pad(block, ((0, 0), (1, 1)), mode="edge")
+    centre = block[1:-1, 1:-1]
+    edge = (centre != block[:-2, 1:-1]) | (centre != block[2:, 1:-1]) | (centre != block[1:-1, :-2]) | (centre != block[1:-1, 2:])
+    return edge & (centre > 0)
 
 
-def overlay(image, instances):
-    """The RGB image with every nucleus outline drawn in green."""
-    out = np.array(image, copy=True)
-    out[outlines(instances)] = OUTLINE
-    return out
+class NucleusRecords:
+    """Streams each strip's nuclei into the CSV table and the GeoJSON FeatureCollection."""
+
+    def __init__(self, table, features):
+        self.table, self.features, self.count = csv.writer(table), features, 0
+        self.table.writerow(["id", "area_px", "centroid_x", "centroid_y"])
+        features.write('{"type": "FeatureCollection", "features": [')
+
+    def add(self, strip):
+        offset = strip.first_id - 1
+        for i, area, x, y in nucleus_table(strip.labels):
+            self.table.writerow((i + offset, area, f"{x:.2f}", f"{y + strip.top:.2f}"))
+        for label, ring in polygons(strip.labels).items():
+            shifted = [[x, y + strip.top] for x, y in ring]
+            self.features.write(("," if self.count else "") + json.dumps(geojson_feature(label + offset, shifted)))
+            self.count += 1
+
+    def close(self):
+        self.features.write("]}\n")
+
+
+class FinishedRows:
+    """Collects strips into the full-image label map's rows and hands out those that are final."""
+
+    def __init__(self, width):
+        self.top, self.band = 0, np.zeros((0, width), np.int32)
+
+    def add(self, strip):
+        """Paste ``strip``; returns ``(top, rows)`` of the rows it made final (maybe none)."""
+        needed = strip.top + len(strip.labels) - self.top
+        if needed > len(self.band):
+            self.band = np.vstack([self.band, np.zeros((needed - len(self.band), self.band.shape[1]), np.int32)])
+        strip.paste(self.band, origin=self.top)
+        done = max(strip.final - self.top, 0)
+        top, rows, self.band, self.top = self.top, self.band[:done], self.band[done:], self.top + done
+        return top, rows
+
+
+class OverlayRows:
+    """Draws outlines of finished label rows on the image rows and writes them to a PNG,
+    one block behind (a block's outlines need the first row of the next block)."""
+
+    def __init__(self, image, png):
+        self.image, self.png, self.above, self.pending = image, png, None, None
+
+    def add(self, top, rows):
+        if len(rows):
+            self._flush(rows[:1])
+            self.pending = (top, rows)
+
+    def _flush(self, below=None):
+        if self.pending is None:
+            return
+        top, rows = self.pending
+        block = np.array(self.image[top : top + len(rows)], copy=True)
+        block[outline_rows(rows, self.above, below)] = OUTLINE
+        self.png.write(block)
+        self.above, self.pending = rows[-1:], None
+
+    def close(self):
+        self._flush()
+
+
+def _tiles(row_blocks, width, tile=TIFF_TILE):
+    """Re-cut consecutive row blocks into the row-major tiles of a tiled TIFF."""
+    pending, count = [], 0
+    for rows in row_blocks:
+        pending.append(rows)
+        count += len(rows)
+        while count >= tile:
+            band = np.vstack(pending)
+            yield from (band[:tile, c : c + tile] for c in range(0, width, tile))
+            pending, count = [band[tile:]], count - tile
+    if count:
+        band = np.vstack(pending)
+        yield from (band[:, c : c + tile] for c in range(0, width, tile))
+
+
+def write_segmentation(image, strips, out_dir, stem):
+    """Write the four outputs of ``image`` from its instance ``strips`` as they arrive.
+
+    Returns ``(paths, nuclei)``. Files are written under temporary names and renamed when all
+    four are complete, so an error (bad probability map, full disk) leaves no partial output.
+    """
+    height, width = image.shape[:2]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out_dir / f"{stem}{suffix}" for kind, suffix in SUFFIXES.items()}
+    partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
+    try:
+        with ExitStack() as files:
+            records = NucleusRecords(files.enter_context(open(partial["csv"], "w", newline="")),
+                                     files.enter_context(open(partial["geojson"], "w")))
+            overlay = OverlayRows(image, files.enter_context(PngRows(partial["overlay"], width, height)))
+            finished = FinishedRows(width)
+
+            def label_rows():
+                for strip in strips:
+                    records.add(strip)
+                    top, rows = finished.add(strip)
+                    overlay.add(top, rows)
+                    yield rows
+
+            tifffile.imwrite(partial["labels"], data=_tiles(label_rows(), width), shape=(height, width),
+                             dtype=np.int32, tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
+            if finished.top != height:
+                raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
+            overlay.close()
+            records.close()
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        raise
+    for kind, path in partial.items():
+        path.replace(paths[kind])
+    return paths, records.count
 
 
 def write_outputs(image, instances, out_dir, stem):
-    """Write the four output files for one image; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "labels": out_dir / f"{stem}.labels.tif",
-        "overlay": out_dir / f"{stem}.overlay.png",
-        "geojson": out_dir / f"{stem}.geojson",
-        "csv": out_dir / f"{stem}.csv",
-    }
-    tifffile.imwrite(paths["labels"], instances.astype(np.int32), compression="zlib")
-    Image.fromarray(overlay(image, instances)).save(paths["overlay"])
-    paths["geojson"].write_text(json.dumps(geojson(instances)))
-    with open(paths["csv"], "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "area_px", "centroid_x", "centroid_y"])
-        writer.writerows((i, a, f"{x:.2f}", f"{y:.2f}") for i, a, x, y in nucleus_table(instances))
-    return paths
+    """Write the four output files of an image and its full instance map; returns their paths."""
+    instances = np.asarray(instances, dtype=np.int32)
+    strip = InstanceStrip(top=0, labels=instances, first_id=1, final=instances.shape[0])
+    return write_segmentation(image, [strip], out_dir, stem)[0]

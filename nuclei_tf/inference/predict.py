@@ -11,7 +11,7 @@ normalisation statistics of large images come from a sub-sample and are applied 
 import numpy as np
 from tqdm import tqdm
 
-from nuclei_tf.postprocess.strips import instance_strips
+from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
 from nuclei_tf.preprocess.tiling import blend_window, pad_to, tile_starts
 
 #: images with more pixels than this get their stain statistics from a strided sub-sample.
@@ -57,10 +57,9 @@ def probability_rows(bundle, image, batch_size=8, progress=False):
             shift = min(following, height) - r  # rows above the next tile row are finished
             if shift > 0:
                 yield r, (total[:shift, :width] / weight[:shift, :width]).astype(np.float16)
-            total = np.roll(total, -(following - r), axis=0)
-            weight = np.roll(weight, -(following - r), axis=0)
-            total[tile - (following - r) :] = 0.0
-            weight[tile - (following - r) :] = 0.0
+            for band in (total, weight):  # slide the band down to the next tile row, in place
+                band[: tile - (following - r)] = band[following - r :]
+                band[tile - (following - r) :] = 0.0
 
 
 def predict_probability(bundle, image, batch_size=8, progress=False):
@@ -71,14 +70,15 @@ def predict_probability(bundle, image, batch_size=8, progress=False):
     return out
 
 
-def segment_strips(bundle, image, batch_size=8, progress=False, strip_rows=1024, on_rows=None):
+def segment_strips(bundle, image, batch_size=8, progress=False, strip_rows=None, on_rows=None):
     """Yield the :class:`~nuclei_tf.postprocess.strips.InstanceStrip` s of an RGB uint8 image
-    (the bundle's post-processing, strip by strip); ``on_rows(top, rows)`` sees each
-    probability block on its way."""
+    (the bundle's post-processing, strip by strip; ``strip_rows`` defaults to
+    :func:`~nuclei_tf.postprocess.strips.strip_rows_for` its width); ``on_rows(top, rows)``
+    sees each probability block on its way."""
     blocks = probability_rows(bundle, image, batch_size, progress)
     if on_rows is not None:
         blocks = (on_rows(top, rows) or (top, rows) for top, rows in blocks)
-    return instance_strips(blocks, image.shape[0], bundle.postprocess, strip_rows)
+    return instance_strips(blocks, image.shape[0], bundle.postprocess, strip_rows or strip_rows_for(image.shape[1]))
 
 
 def segment(bundle, image, batch_size=8, progress=False):

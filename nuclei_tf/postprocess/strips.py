@@ -26,6 +26,13 @@ from nuclei_tf.postprocess.watershed import CROP_MARGIN
 
 #: rows of clearance a cluster needs from a window's cut edges to be emitted exactly
 HALO = CROP_MARGIN + 1
+#: pixels of a window (rows x width): the strip's temporaries then take a few hundred MB at most
+STRIP_PIXELS = 1 << 22
+
+
+def strip_rows_for(width, pixels=STRIP_PIXELS):
+    """Rows per strip for an image ``width`` px wide (at least 64)."""
+    return max(64, pixels // max(width, 1))
 
 
 @dataclass
@@ -43,11 +50,14 @@ class InstanceStrip:
     def count(self):
         return int(self.labels.max(initial=0))
 
-    def paste(self, instances):
-        """Write these nuclei into the full-image instance map ``instances`` (image ids)."""
-        target = instances[self.top : self.top + len(self.labels)]
-        inside = self.labels > 0
-        target[inside] = self.labels[inside] + (self.first_id - 1)
+    def paste(self, target, origin=0):
+        """Write these nuclei (image ids) into ``target``, whose first row is image row ``origin``
+        (rows above ``origin`` must be final already, so hold none of them)."""
+        skip = max(origin - self.top, 0)
+        labels = self.labels[skip:]
+        rows = target[self.top + skip - origin : self.top + skip - origin + len(labels)]
+        inside = labels > 0
+        rows[inside] = labels[inside] + (self.first_id - 1)
 
 
 def _window(mask, top, done, height, settings):
