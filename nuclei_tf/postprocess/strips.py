@@ -85,7 +85,8 @@ def instance_strips(blocks, height, settings, strip_rows=1024):
 
     ``blocks`` must tile rows 0..``height`` without gaps; a window is processed each time
     ``strip_rows`` new rows have arrived (and at the end). Memory: one window of booleans
-    (about ``strip_rows`` rows, more only while a single cluster is taller than that).
+    and its post-processing temporaries (~30 bytes per window pixel); a window holds about
+    ``strip_rows`` rows, more only while a single cluster is taller than that.
     """
     if strip_rows <= HALO:
         raise ValueError(f"strip_rows must exceed {HALO}, got {strip_rows}")
