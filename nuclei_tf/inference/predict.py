@@ -54,12 +54,13 @@ def probability_rows(bundle, image, batch_size=8, progress=False):
                     total[:, c : c + tile] += probability * window
                     weight[:, c : c + tile] += window
                 bar.update(len(chunk))
-            shift = min(following, height) - r  # rows above the next tile row are finished
-            if shift > 0:
-                yield r, (total[:shift, :width] / weight[:shift, :width]).astype(np.float16)
+            finished = min(following, height) - r  # rows above the next tile row are finished
+            if finished > 0:
+                yield r, (total[:finished, :width] / weight[:finished, :width]).astype(np.float16)
+            step = following - r
             for band in (total, weight):  # slide the band down to the next tile row, in place
-                band[: tile - (following - r)] = band[following - r :]
-                band[tile - (following - r) :] = 0.0
+                band[: tile - step] = band[step:]
+                band[tile - step :] = 0.0
 
 
 def predict_probability(bundle, image, batch_size=8, progress=False):
@@ -70,14 +71,13 @@ def predict_probability(bundle, image, batch_size=8, progress=False):
     return out
 
 
-def segment_strips(bundle, image, batch_size=8, progress=False, strip_rows=None, on_rows=None):
+def segment_strips(bundle, image, batch_size=8, progress=False, strip_rows=None, blocks=None):
     """Yield the :class:`~nuclei_tf.postprocess.strips.InstanceStrip` s of an RGB uint8 image
     (the bundle's post-processing, strip by strip; ``strip_rows`` defaults to
-    :func:`~nuclei_tf.postprocess.strips.strip_rows_for` its width); ``on_rows(top, rows)``
-    sees each probability block on its way."""
-    blocks = probability_rows(bundle, image, batch_size, progress)
-    if on_rows is not None:
-        blocks = (on_rows(top, rows) or (top, rows) for top, rows in blocks)
+    :func:`~nuclei_tf.postprocess.strips.strip_rows_for` its width). ``blocks``: the image's
+    probability row blocks when the caller already has them (default: :func:`probability_rows`)."""
+    if blocks is None:
+        blocks = probability_rows(bundle, image, batch_size, progress)
     return instance_strips(blocks, image.shape[0], bundle.postprocess, strip_rows or strip_rows_for(image.shape[1]))
 
 
@@ -86,9 +86,11 @@ def segment(bundle, image, batch_size=8, progress=False):
     probability = np.empty(image.shape[:2], dtype=np.float16)
     instances = np.zeros(image.shape[:2], dtype=np.int32)
 
-    def keep(top, rows):
-        probability[top : top + len(rows)] = rows
+    def kept_rows():
+        for top, rows in probability_rows(bundle, image, batch_size, progress):
+            probability[top : top + len(rows)] = rows
+            yield top, rows
 
-    for strip in segment_strips(bundle, image, batch_size, progress, on_rows=keep):
+    for strip in segment_strips(bundle, image, blocks=kept_rows()):
         strip.paste(instances)
     return probability, instances

@@ -105,8 +105,9 @@ def instance_strips(blocks, height, settings, strip_rows=1024):
         if labels is None:
             pending = [mask]
             continue
-        yield InstanceStrip(top, labels, next_id, new_done)
-        next_id += int(labels.max(initial=0))
+        strip = InstanceStrip(top, labels, next_id, new_done)
+        yield strip
+        next_id += strip.count
         keep = max(new_done - HALO, 0)
         pending, top, done = [mask[keep - top :]], keep, new_done
     if received != height:
