@@ -124,3 +124,56 @@ def synthetic_folder(tmp_path):
         Image.fromarray(random_rgb((32, 32))).save(root / "images" / f"{stem}.png")
         tifffile.imwrite(root / "labels" / f"{stem}.tif", disk_instances((32, 32), [(10, 10)], 5) * 7)
     return root
+
+
+@pytest.fixture(scope="session")
+def dsb_root():
+    """The DSB 2018 stage-1 download: stage1_train/, stage1_test/ and their run-length CSVs."""
+    return _real("DSB2018")
+
+
+def write_dsb_stage(stage, images, masks=True, csv_path=None, solution=False):
+    """Write a DSB stage folder: ``images`` maps id -> (image array, int instance map).
+
+    ``masks``: one 0/255 PNG per nucleus (``<id>/masks/<id>_<kk>.png``); ``csv_path``: the
+    same nuclei as run-length rows, with Height/Width/Usage when ``solution``.
+    """
+    from nuclei_tf.data.rle import encode
+
+    rows = ["ImageId,EncodedPixels" + (",Height,Width,Usage" if solution else "")]
+    for image_id, (image, instances) in images.items():
+        entry = stage / image_id
+        (entry / "images").mkdir(parents=True)
+        Image.fromarray(image).save(entry / "images" / f"{image_id}.png")
+        if masks:
+            (entry / "masks").mkdir()
+        for k in range(1, int(instances.max()) + 1):
+            if masks:
+                Image.fromarray((instances == k).astype(np.uint8) * 255).save(entry / "masks" / f"{image_id}_{k:02d}.png")
+            size = f",{instances.shape[0]},{instances.shape[1]},Public" if solution else ""
+            rows.append(f"{image_id},{encode(instances == k)}{size}")
+    if csv_path is not None:
+        csv_path.write_text("\n".join(rows) + "\n")
+
+
+def dsb_images(prefix, n_grey, n_colour, seed=0):
+    """id -> (image, instance map): grey images stored as 8-bit grey, then RGB colour ones; 1-4 disks each."""
+    rng = np.random.default_rng(seed)
+    images = {}
+    for index in range(n_grey + n_colour):
+        shape = (24 + 4 * (index % 3), 32)
+        centres = [(6 + 12 * (k // 2), 8 + 14 * (k % 2)) for k in range(1 + index % 4)]
+        grey = rng.integers(0, 256, shape, dtype=np.uint8)
+        image = grey if index < n_grey else random_rgb(shape, index)
+        images[f"{prefix}{index:02d}"] = (image, disk_instances(shape, centres, 4))
+    return images
+
+
+@pytest.fixture
+def synthetic_dsb_download(tmp_path):
+    """The Kaggle download: stage1_train (labels only in the CSV, 5 grey + 1 colour) and
+    stage1_test (masks and stage1_solution.csv, 3 grey + 1 colour)."""
+    root = tmp_path / "DSB2018"
+    write_dsb_stage(root / "stage1_train", dsb_images("tr", 5, 1), masks=False, csv_path=root / "stage1_train_labels.csv")
+    write_dsb_stage(root / "stage1_test", dsb_images("te", 3, 1, seed=1), csv_path=root / "stage1_solution.csv", solution=True)
+    return root

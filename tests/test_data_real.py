@@ -1,11 +1,13 @@
-"""The loaders and protocols on the real MoNuSeg 2018 and TNBC downloads (skipped when absent)."""
+"""The loaders and protocols on the real MoNuSeg 2018, TNBC and DSB 2018 downloads (skipped when absent)."""
 import warnings
 
 import numpy as np
 import pytest
 
-from nuclei_tf.data import MoNuSeg, TNBC, split_protocol
+from nuclei_tf.data import DSB2018, MoNuSeg, TNBC, split_protocol
+from nuclei_tf.data.io import image_shape
 from nuclei_tf.data.monuseg_xml import parse_regions
+from nuclei_tf.data.rle import read_csv
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,47 @@ def test_kasturi_splits_tnbc_by_patient(monuseg_root, tnbc_root):
         train_patients = {r.patient for r in splits["train"] + splits["val"] if r.dataset == "tnbc"}
         assert not test_patients & train_patients
         assert sum(r.dataset == "monuseg" for r in splits["train"] + splits["val"]) == 30
+
+
+def _by_first_pixel(instances):
+    """Relabel an instance map 1..N in the order of each nucleus' first pixel (raster order)."""
+    ids, first = np.unique(instances, return_index=True)
+    order = ids[1:][np.argsort(first[1:])] if ids[0] == 0 else ids[np.argsort(first)]
+    lookup = np.zeros(int(ids.max()) + 1, dtype=np.int32)
+    lookup[order] = np.arange(1, len(order) + 1)
+    return lookup[instances]
+
+
+def test_dsb_solution_csv_equals_the_test_masks(dsb_root):
+    stage = dsb_root / "stage1_test"
+    from_masks = DSB2018(stage, labels="masks").records()
+    from_csv = DSB2018(stage, labels="csv").records()
+    assert len(from_masks) == 65 and [r.id for r in from_masks] == [r.id for r in from_csv]
+    total = 0
+    for a, b in zip(from_masks, from_csv):
+        masks, csv = a.load_instances(), b.load_instances()
+        assert np.array_equal(_by_first_pixel(masks), _by_first_pixel(csv)), a.id
+        total += int(csv.max())
+    assert total == 4152
+
+
+def test_dsb_solution_sizes_agree_with_the_images(dsb_root):
+    table = read_csv(dsb_root / "stage1_solution.csv")
+    assert len(table.rows) == 65 and sum(len(rows) for rows in table.rows.values()) == 4152
+    for image_id, rows in table.rows.items():
+        shape = image_shape(dsb_root / "stage1_test" / image_id / "images" / f"{image_id}.png")
+        assert {row.size for row in rows} == {shape}, image_id
+
+
+def test_long2020_on_the_dsb_download(dsb_root):
+    splits = split_protocol("long2020", dsb=dsb_root, seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 446, "val": 111, "test": 53}
+    ids = [r.id for records in splits.values() for r in records]
+    assert len(ids) == len(set(ids)), "an image is in two splits"
+    assert {r.label_format for r in splits["train"] + splits["val"]} == {"dsb-rle"}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nuclei = sum(int(r.load_instances().max()) for r in splits["train"] + splits["val"])
+    # all 24,436 CSV rows lie in the 557 grey-scale images; 6 images have 1-2 pixels claimed twice
+    assert nuclei == 24436
+    assert len(caught) == 6 and all("claimed by two nuclei" in str(w.message) for w in caught)

@@ -14,7 +14,8 @@ def dataset_options(func):
         [
             click.option("--monuseg", type=_PATH, help="MoNuSeg 2018 root (holds 'MoNuSeg 2018 Training Data', 'MoNuSegTestData')."),
             click.option("--tnbc", type=_PATH, help="TNBC root (holds 'Slide_XX'/'GT_XX', or 'TNBC_NucleiSegmentation')."),
-            click.option("--dsb", type=_PATH, help="DSB-2018 stage-1 training folder ('<id>/images', '<id>/masks')."),
+            click.option("--dsb", type=_PATH, help="DSB-2018 stage-1 download (holds 'stage1_train/', 'stage1_test/' "
+                         "and their CSVs), or one stage folder ('<id>/images'; labels from '<id>/masks' or the CSV)."),
         ]
     ):
         func = option(func)

@@ -104,6 +104,27 @@ def read_label(path):
     return array.astype(np.int32)
 
 
+def read_mask(path):
+    """Read a one-nucleus mask as bool H x W (non-zero = nucleus).
+
+    Grey, grey+alpha, RGB and RGBA files are accepted; colour ones only when R = G = B
+    everywhere (alpha is ignored), since a mask with differing channels is ambiguous.
+    """
+    array = _read_array(path)
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        colour = array[..., :3]
+        if not np.all(colour == colour[..., :1]):
+            raise DataError(path, "mask has differing R, G, B channels; expected a grey-scale mask")
+        array = colour[..., 0]
+    elif array.ndim == 3 and array.shape[-1] in (1, 2):
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise DataError(path, f"expected a 2-D mask, got shape {array.shape}")
+    if not (array.dtype == bool or np.issubdtype(array.dtype, np.integer)):
+        raise DataError(path, f"mask must hold integers, got {array.dtype}")
+    return array > 0
+
+
 def find_by_stem(folder, stem, suffixes=IMAGE_SUFFIXES):
     """The file in ``folder`` named ``stem`` + one of ``suffixes``, or None."""
     for suffix in sorted(suffixes):

@@ -3,7 +3,7 @@ import numpy as np
 from scipy import ndimage
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.data.io import list_images, read_label
+from nuclei_tf.data.io import list_images, read_mask
 
 
 def relabel_contiguous(instances):
@@ -37,13 +37,14 @@ def binary_to_instances(mask, connectivity=1):
 def read_mask_folder(folder, shape):
     """Merge one-nucleus-per-file binary masks into an int32 instance map (ids in file order).
 
+    Masks may be grey, RGB or RGBA with equal channels (:func:`~nuclei_tf.data.io.read_mask`).
     Where masks overlap (rare in DSB), the later file wins; the merged map keeps ids 1..N
     for the masks that still own pixels.
     """
     instances = np.zeros(shape[:2], dtype=np.int32)
     for index, path in enumerate(list_images(folder), start=1):
-        mask = read_label(path)
+        mask = read_mask(path)
         if mask.shape != instances.shape:
             raise DataError(path, f"mask size {mask.shape} does not match image size {instances.shape}")
-        instances[mask > 0] = index
+        instances[mask] = index
     return relabel_contiguous(instances)

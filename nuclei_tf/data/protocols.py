@@ -13,14 +13,19 @@ entry per test set; no image appears in two splits.
   for training (80:20 train/val, our choice: the paper names no validation set), the other
   half of TNBC as ``tnbc-test``. TNBC is split by patient (``Slide_XX``): the subset of
   patients whose image count is closest to 25 of 50, drawn with the seed among ties.
-* ``long2020`` (Long 2020): grey-scale DSB-2018 stage-1 images; 10% held out as ``test``
-  (the paper's 53 of 599), the rest 80:20 train/val.
+* ``long2020`` (Long 2020): the DSB-2018 stage-1 download (``--dsb`` holds
+  ``stage1_train/``, ``stage1_test/`` and their CSVs): the grey-scale images of
+  ``stage1_train`` 80:20 train/val by image, the grey-scale images of the official
+  ``stage1_test`` as ``test`` (53). When ``--dsb`` is itself one stage folder
+  (``<id>/images`` entries), its grey-scale images are split 10% ``test``, the rest 80:20
+  train/val (the paper's 53 of 599 held out), so a single folder can still be inspected.
 """
 import itertools
+from pathlib import Path
 
 import numpy as np
 
-from nuclei_tf.data.dsb import DSB2018
+from nuclei_tf.data.dsb import DSB2018, is_stage_folder
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.data.monuseg import MoNuSeg
 from nuclei_tf.data.tnbc import TNBC
@@ -43,24 +48,30 @@ def protocol(name):
 class Sources:
     """The dataset roots given by the user; a protocol asks for the ones it needs."""
 
-    def __init__(self, protocol_name, monuseg=None, tnbc=None, dsb=None):
+    def __init__(self, protocol_name, monuseg=None, tnbc=None, dsb=None, dsb_labels="auto"):
         self.protocol_name = protocol_name
         self.roots = {"monuseg": monuseg, "tnbc": tnbc, "dsb": dsb}
+        self.dsb_labels = dsb_labels
 
-    def _root(self, key):
+    def root(self, key):
         root = self.roots[key]
         if root is None:
             raise DataError(f"--{key}", f"protocol '{self.protocol_name}' needs the {key} folder")
         return root
 
     def monuseg(self):
-        return MoNuSeg(self._root("monuseg"))
+        return MoNuSeg(self.root("monuseg"))
 
     def tnbc(self):
-        return TNBC(self._root("tnbc"))
+        return TNBC(self.root("tnbc"))
 
-    def dsb(self):
-        return DSB2018(self._root("dsb"))
+    def dsb(self, stage=None):
+        """The DSB-2018 folder ``--dsb``, or its sub-folder ``stage`` (labels as chosen by ``dsb_labels``)."""
+        root = Path(self.root("dsb"))
+        if stage is not None and not (root / stage).is_dir():
+            raise DataError(root, f"expected a DSB-2018 stage folder ('<id>/images/') or the Kaggle download "
+                                  f"holding '{stage}/'")
+        return DSB2018(root / stage if stage else root, labels=self.dsb_labels)
 
 
 def train_val_split(records, seed, val_fraction=VAL_FRACTION):
@@ -128,11 +139,20 @@ def kasturi2022(sources, seed):
 
 @protocol("long2020")
 def long2020(sources, seed):
-    records = sorted(sources.dsb().records(greyscale_only=True), key=lambda r: r.id)
-    held = train_val_split(records, seed, val_fraction=0.1)
-    splits = train_val_split(held["train"], seed)
-    splits["test"] = held["val"]
+    if is_stage_folder(sources.root("dsb")):
+        held = train_val_split(sources.dsb().records(greyscale_only=True), seed, val_fraction=0.1)
+        splits = train_val_split(held["train"], seed)
+        splits["test"] = held["val"]
+        return splits
+    splits = long2020_train_val(sources.dsb("stage1_train"), seed)
+    splits["test"] = sources.dsb("stage1_test").records(greyscale_only=True)
     return splits
+
+
+def long2020_train_val(stage1_train, seed):
+    """Long 2020's training data: the grey-scale images of a :class:`DSB2018` stage-1 training
+    folder, 80:20 train/val by image (the paper split patches; by image no nucleus leaks)."""
+    return train_val_split(stage1_train.records(greyscale_only=True), seed)
 
 
 def get_protocol(name):
@@ -143,6 +163,11 @@ def get_protocol(name):
         raise ValueError(f"unknown protocol '{name}'; choose one of {', '.join(sorted(PROTOCOLS))}") from None
 
 
-def split_protocol(name, monuseg=None, tnbc=None, dsb=None, seed=0):
-    """``{split: [Record, ...]}`` for protocol ``name`` from the given dataset roots."""
-    return get_protocol(name)(Sources(name, monuseg=monuseg, tnbc=tnbc, dsb=dsb), seed)
+def split_protocol(name, monuseg=None, tnbc=None, dsb=None, seed=0, dsb_labels="auto"):
+    """``{split: [Record, ...]}`` for protocol ``name`` from the given dataset roots.
+
+    ``dsb_labels`` (``auto``, ``masks`` or ``csv``) picks where DSB-2018 labels come from
+    (see :class:`~nuclei_tf.data.dsb.DSB2018`).
+    """
+    sources = Sources(name, monuseg=monuseg, tnbc=tnbc, dsb=dsb, dsb_labels=dsb_labels)
+    return get_protocol(name)(sources, seed)

@@ -9,6 +9,7 @@ from nuclei_tf.data.errors import DataError
 from nuclei_tf.data.io import image_shape, read_image, read_label
 from nuclei_tf.data.labels import binary_to_instances, read_mask_folder, relabel_contiguous
 from nuclei_tf.data.monuseg_xml import rasterise_xml
+from nuclei_tf.data.rle import read_csv
 
 
 @dataclass(frozen=True)
@@ -27,20 +28,34 @@ class Sample:
         return int(self.instances.max(initial=0))
 
 
-def _instances_from_image(path, shape):
-    return relabel_contiguous(read_label(path))
+def _instances_from_xml(record, shape):
+    return rasterise_xml(record.label_path, shape)
 
 
-def _instances_from_binary(path, shape):
-    return binary_to_instances(read_label(path))
+def _instances_from_image(record, shape):
+    return relabel_contiguous(read_label(record.label_path))
 
 
-#: label_format -> reader(label_path, image_shape) -> int32 instance map.
+def _instances_from_binary(record, shape):
+    return binary_to_instances(read_label(record.label_path))
+
+
+def _instances_from_mask_folder(record, shape):
+    return read_mask_folder(record.label_path, shape)
+
+
+def _instances_from_rle(record, shape):
+    """DSB run-length CSV (``label_path``): the rows whose ImageId is ``record.id``."""
+    return read_csv(record.label_path).instances(record.id, shape)
+
+
+#: label_format -> reader(record, image_shape) -> int32 instance map.
 LABEL_READERS = {
-    "monuseg-xml": rasterise_xml,
+    "monuseg-xml": _instances_from_xml,
     "instance-image": _instances_from_image,
     "binary-components": _instances_from_binary,
-    "mask-folder": read_mask_folder,
+    "mask-folder": _instances_from_mask_folder,
+    "dsb-rle": _instances_from_rle,
 }
 
 
@@ -65,7 +80,7 @@ class Record:
             raise DataError(self.image_path, "has no ground truth (no XML or label image found)")
         if shape is None:
             shape = image_shape(self.image_path)
-        return LABEL_READERS[self.label_format](self.label_path, shape)
+        return LABEL_READERS[self.label_format](self, shape)
 
     def load(self):
         """Read image and ground truth; their sizes must agree."""
