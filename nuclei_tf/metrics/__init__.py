@@ -3,7 +3,8 @@
 ``evaluate_instances(gt, pred)`` gives every metric of one image from one ``OverlapTable``;
 ``aggregate`` summarises many images by mean or by pooled counts. The single-metric
 functions take two label maps; ``*_counts``/``*_scores`` pairs in ``instance`` and ``pixel``
-let callers reuse one table for several metrics.
+let callers reuse one table for several metrics. ``long2020_scores`` gives the average IOU and
+precision of Long 2020 (U-Net+) in each reading of the paper; ``long2020_summary`` their mean +- std.
 """
 
 from .aggregate import aggregate
@@ -19,6 +20,7 @@ from .instance import (
     panoptic_quality,
     precision_recall_f1,
 )
+from .long2020 import connected_regions, long2020_scores, long2020_summary
 from .matching import best_match_per_gt, optimal_pairs, pairs_above
 from .overlap import OverlapTable
 from .pixel import pixel_metrics
@@ -34,9 +36,12 @@ __all__ = [
     "average_precision",
     "best_match_per_gt",
     "check_label_maps",
+    "connected_regions",
     "dice2",
     "evaluate_instances",
     "evaluate_table",
+    "long2020_scores",
+    "long2020_summary",
     "mean_cell_iou",
     "optimal_pairs",
     "pairs_above",

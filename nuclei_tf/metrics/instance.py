@@ -119,7 +119,8 @@ def cell_iou_counts(table):
 
 
 def cell_iou_scores(counts):
-    """``mean_cell_iou``, the average per-cell IoU of U-Net+ (Long 2020)."""
+    """``mean_cell_iou``: each ground-truth cell's best IoU, averaged (no threshold, no FP term);
+    Long 2020's own "average IOU" readings are in :mod:`~nuclei_tf.metrics.long2020`."""
     return {"mean_cell_iou": safe_ratio(counts["_best_iou_sum"], counts["n_gt"], counts)}
 
 
