@@ -121,7 +121,7 @@ def test_bad_configs():
 
 
 def test_config_preprocessing_steps(records):
-    from nuclei_tf.train.run import make_preprocess
+    from nuclei_tf.preprocess.configured import make_preprocess
 
     assert make_preprocess({"stain": "none"}) is None
     clahe = make_preprocess({"stain": "none", "clahe_tv": True})
@@ -133,3 +133,34 @@ def test_config_preprocessing_steps(records):
         make_preprocess({"stain": "vahadane"})
     with pytest.raises(ValueError, match="must be none, macenko"):
         make_preprocess({"stain": "magic"})
+
+
+def test_long2020_grid_plus_random_crops_zero_padding_and_no_weight_maps(records):
+    """Long 2020's patches: the edge-re-cropped grid plus random crops above a foreground ratio."""
+    grid = PipelineConfig(tile=16, sampling="grid", overlap=0.0, batch_size=2)
+    both = PipelineConfig(tile=16, sampling="grid_random", overlap=0.0, crops_per_image=3, min_foreground=0.1,
+                          batch_size=2, weight_maps=False, pad="constant")
+    prepared = prepare(records, both)
+    assert all(p.weights is None for p in prepared)
+    grid_items = TrainingPipeline(prepare(records, grid), grid).items(0)
+    items = TrainingPipeline(prepared, both).items(0)
+    assert len(items) == len(grid_items) + 6
+    assert {tuple(i) for i in grid_items} <= {tuple(i) for i in items}
+    _, _, weights = TrainingPipeline(prepared, both).example(0, 0, items[0])
+    assert np.all(weights == 1.0)
+    val = TrainingPipeline(prepared, both, training=False)
+    assert [tuple(i) for i in val.items(0)] == [tuple(i) for i in TrainingPipeline(prepare(records, grid), grid, training=False).items(0)]
+    small = PipelineConfig(tile=48, sampling="grid", pad="constant", weight_maps=False, augment={})
+    image, target, _ = TrainingPipeline(prepare(records, small), small).example(0, 0, (0, 0, 0))
+    assert image.shape == (48, 48, 3) and np.all(image[32:] == 0) and np.all(image[:, 32:] == 0)
+    assert np.all(target[32:] == 0)
+    with pytest.raises(ValueError, match="pad must be one of"):
+        PipelineConfig(pad="wrap")
+
+
+def test_long2020_blur_augmentations_on_float_images():
+    image = np.random.default_rng(0).random((32, 32, 3)).astype(np.float32)
+    mask = np.zeros((32, 32), np.uint8)
+    for name in ("median_blur", "average_blur", "blur"):
+        out, out_mask, _ = Augmenter({name: {"p": 1.0, "blur_limit": [3, 5]}})(image, mask, mask.astype(np.float32), seed=2)
+        assert out.dtype == np.float32 and out.shape == image.shape and not np.allclose(out, image)

@@ -201,3 +201,38 @@ def test_example_script_runs_with_user_callbacks(synthetic_monuseg, synthetic_tn
     tmp_path.mkdir(exist_ok=True)
     history = example.main(synthetic_monuseg, synthetic_tnbc, str(tmp_path), epochs=1, steps=2, base_filters=2, tile=32)
     assert len(history) == 1 and (tmp_path / "history.csv").is_file()
+
+
+def test_fine_tuning_epochs_lower_the_learning_rate_and_resume_exactly(pipelines, tmp_path):
+    """Long 2020's U-Net++: 20 epochs, then 5 more at a smaller learning rate (here 2 + 1)."""
+    seen = []
+    spy = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(float(spy.model.optimizer.learning_rate)))
+    straight = make_trainer(pipelines, tmp_path / "a", callbacks=[spy], fine_tune_epochs=1, fine_tune_learning_rate=1e-3)
+    assert [h["epoch"] for h in straight.fit()] == [1, 2, 3]
+    assert seen == pytest.approx([1e-2, 1e-2, 1e-3])
+    make_trainer(pipelines, tmp_path / "b", epochs=2).fit()
+    resumed = make_trainer(pipelines, tmp_path / "b", fine_tune_epochs=1, fine_tune_learning_rate=1e-3)
+    resumed.fit(resume=True)
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert_same_weights(weights_of(straight.model), weights_of(resumed.model))
+    with pytest.raises(ValueError, match="needs fine_tune_learning_rate"):
+        TrainConfig(fine_tune_epochs=5)
+
+
+def test_fit_cli_runs_a_long2020_experiment_on_the_dsb_download(synthetic_dsb_download, tmp_path):
+    """The shipped long2020 YAML (CLAHE + TV, grid + random crops, Long's augmentations and loss,
+    U-Net++ fine-tuning) through `nuclei-tf fit --dsb`, shrunk to tiny sizes."""
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "long2020-unetpp-b16.yaml").read_text())
+    config["model"].update(base_filters=4, depth=3)
+    config["data"].update(tile=16, batch_size=2)
+    config["train"].update(epochs=1, fine_tune_epochs=1, steps_per_epoch=1)
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
+    args = ["fit", "--config", str(tmp_path / "long.yaml"), "--dsb", str(synthetic_dsb_download), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["protocol"] == "long2020" and summary["images"] == {"train": 4, "val": 1, "test": 3}
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert all(np.isfinite(h["val_loss"]) for h in summary["history"])

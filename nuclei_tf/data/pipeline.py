@@ -8,8 +8,15 @@ batches them. The tiles of an epoch and each tile's augmentation are pure functi
 Sampling modes (``PipelineConfig.sampling``):
 
 * ``grid``: every tile of a grid with ``overlap`` (Lagree et al. 2021: 256 px, 10%);
-* ``random``: ``crops_per_image`` random crops kept above ``min_foreground`` (Long 2020);
+* ``random``: ``crops_per_image`` random crops kept above ``min_foreground``;
+* ``grid_random``: both, Long 2020's patches ("Training and validation set generation"): the
+  256 px grid with re-crops flush with the image edges, plus random crops whose nucleus
+  ratio exceeds a threshold (0.4), drawn anew every epoch;
 * ``whole``: each whole image, resized to ``resize`` (Le Dinh et al. 2021: 256).
+
+Images smaller than a tile are padded by reflection (``pad: reflect``) or with zeros
+(``pad: constant``, Long 2020: "zero-padding was applied"). ``weight_maps: false`` skips
+the weight maps for losses that do not use them (the stream then carries ones).
 
 ``offline="kasturi2022"`` first replaces each image by its flip-H, flip-V and rotate-45
 variants down-sampled to ``offline_size`` (Kasturi et al. 2022, Algorithm 1).
@@ -27,7 +34,8 @@ from nuclei_tf.preprocess.augment import Augmenter, kasturi_variants, resize
 from nuclei_tf.preprocess.tiling import pad_to, random_crop_starts, tile_grid
 from nuclei_tf.preprocess.weight_map import weight_map
 
-SAMPLING = ("grid", "random", "whole")
+SAMPLING = ("grid", "random", "grid_random", "whole")
+PADDING = ("reflect", "constant")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class PipelineConfig:
     classes: int = 1
     w0: float = 10.0
     sigma: float = 5.0
+    weight_maps: bool = True
+    pad: str = "reflect"
     batch_size: int = 8
     seed: int = 0
 
@@ -56,6 +66,8 @@ class PipelineConfig:
             raise ValueError("sampling 'whole' needs resize (e.g. 256) or offline variants of a fixed size")
         if self.classes not in (1, 2):
             raise ValueError(f"classes must be 1 (sigmoid) or 2 (softmax), got {self.classes}")
+        if self.pad not in PADDING:
+            raise ValueError(f"pad must be one of {PADDING}, got {self.pad!r}")
         if self.offline not in (None, "kasturi2022"):
             raise ValueError(f"offline must be None or 'kasturi2022', got {self.offline!r}")
 
@@ -69,12 +81,13 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One training image after loading, preprocessing and weight-map computation."""
+    """One training image after loading, preprocessing and weight-map computation (``weights``
+    is None when the config asks for no weight maps)."""
 
     id: str
     image: np.ndarray
     mask: np.ndarray
-    weights: np.ndarray
+    weights: Optional[np.ndarray]
 
 
 def _checked(image, record):
@@ -115,9 +128,9 @@ def prepare(records, config=PipelineConfig(), preprocess=None, cache_dir=None):
             if preprocess is not None:
                 image = preprocess(image)
             suffix = f"#{index}" if len(pairs) > 1 else ""
+            weights = cached_weight_map(instances, config, cache_dir) if config.weight_maps else None
             prepared.append(
-                Prepared(record.id + suffix, _checked(np.asarray(image), record), (instances > 0).astype(np.uint8),
-                         cached_weight_map(instances, config, cache_dir))
+                Prepared(record.id + suffix, _checked(np.asarray(image), record), (instances > 0).astype(np.uint8), weights)
             )
     return prepared
 
@@ -144,18 +157,19 @@ class TrainingPipeline:
     def items(self, epoch):
         """(image index, row, col) of every tile of ``epoch``, in the order they are served."""
         config, size = self.config, self.size
+        items = []
         if config.sampling == "whole":
             items = [(i, 0, 0) for i in range(len(self.prepared))]
-        elif config.sampling == "random" and self.training:
-            items = [
+        if config.sampling in ("grid", "grid_random") or (config.sampling == "random" and not self.training):
+            overlap = config.overlap if self.training else 0.0
+            items = [(i, r, c) for i, p in enumerate(self.prepared) for r, c in tile_grid(p.mask.shape, size, overlap)]
+        if config.sampling in ("random", "grid_random") and self.training:
+            items += [
                 (i, r, c)
                 for i, p in enumerate(self.prepared)
                 for r, c in random_crop_starts(p.mask, size, config.crops_per_image, config.min_foreground,
                                                rng=example_seed(config.seed, epoch, i))
             ]
-        else:
-            overlap = config.overlap if self.training else 0.0
-            items = [(i, r, c) for i, p in enumerate(self.prepared) for r, c in tile_grid(p.mask.shape, size, overlap)]
         items = np.asarray(items, dtype=np.int64).reshape(-1, 3)
         if self.training:
             items = items[np.random.default_rng(example_seed(config.seed, epoch)).permutation(len(items))]
@@ -169,9 +183,12 @@ class TrainingPipeline:
         """One (image float32 [0,1], target, weights) example, numpy."""
         index, r, c = (int(v) for v in item)
         p, size = self.prepared[index], self.size
-        image = pad_to(p.image, size, size)[r : r + size, c : c + size]
+        image = pad_to(p.image, size, size, mode=self.config.pad)[r : r + size, c : c + size]
         mask = pad_to(p.mask, size, size, mode="constant")[r : r + size, c : c + size]
-        weights = pad_to(p.weights, size, size, mode="constant")[r : r + size, c : c + size]
+        if p.weights is None:
+            weights = np.ones(mask.shape, np.float32)
+        else:
+            weights = pad_to(p.weights, size, size, mode="constant")[r : r + size, c : c + size]
         image, mask, weights = self.augmenter(image, mask, weights, example_seed(self.config.seed, epoch, position))
         image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
         if self.config.classes == 2:

@@ -1,6 +1,5 @@
 """Custom Keras layers of the architectures (all serialisable, no Lambda layers)."""
 import keras
-import tensorflow as tf
 
 
 def size_error(height, width, multiple):
@@ -16,7 +15,9 @@ class InputSizeCheck(keras.layers.Layer):
     """Identity that checks height and width are multiples of ``multiple``.
 
     Static sizes are checked while tracing (a ``ValueError``); sizes known only at run time
-    go through ``tf.debugging.assert_equal`` (an ``InvalidArgumentError`` with the same message).
+    (TensorFlow graphs with ``None`` dimensions) go through ``tf.debugging.assert_equal`` (an
+    ``InvalidArgumentError`` with the same message). JAX and PyTorch always trace with static
+    sizes, so this layer needs TensorFlow only for the run-time check.
     """
 
     def __init__(self, multiple, **kwargs):
@@ -29,6 +30,8 @@ class InputSizeCheck(keras.layers.Layer):
             if height % self.multiple or width % self.multiple:
                 raise ValueError(size_error(height, width, self.multiple))
             return inputs
+        import tensorflow as tf
+
         size = tf.shape(inputs)[1:3]
         check = tf.debugging.assert_equal(
             size % self.multiple,

@@ -26,6 +26,8 @@ TRANSFORMS = {
     "gamma": A.RandomGamma,
     "hue_saturation": A.HueSaturationValue,
     "blur": A.GaussianBlur,
+    "median_blur": A.MedianBlur,
+    "average_blur": A.Blur,
 }
 
 #: geometric transforms fill borders by reflection, so no artificial black frame appears.

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from nuclei_tf.data.pipeline import PipelineConfig
-from nuclei_tf.train.trainer import TrainConfig
+from nuclei_tf.train.settings import TrainConfig
 
 DEFAULTS = {
     "protocol": "lagree2021",

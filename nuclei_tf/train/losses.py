@@ -10,52 +10,55 @@ Every loss takes ``(y_true, y_pred, weights=None)``: targets and probabilities o
   (Kasturi et al. 2022, eq. 1-3).
 * ``ledinh2021``: Dice loss, 1 - 2|y.p| / (|y| + |p|) (Le Dinh et al. 2021, eq. 3).
 * ``long2020``: lambda * BCE + mean over images of -log Dice (Long 2020, eq. 1-2, lambda = 1).
+
+Written with ``keras.ops``, so the same losses train under the TensorFlow backend (our
+``Trainer``) and under JAX or PyTorch (``keras.Model.fit``).
 """
-import tensorflow as tf
+from keras import ops
 
 EPSILON = 1e-7
 
 
 def _float32(*tensors):
-    return [None if t is None else tf.cast(t, tf.float32) for t in tensors]
+    return [None if t is None else ops.cast(t, "float32") for t in tensors]
 
 
 def cross_entropy_map(y_true, y_pred):
     """Per-pixel cross-entropy (B, H, W): binary for 1 channel, categorical for 2."""
     y_true, y_pred = _float32(y_true, y_pred)
-    y_pred = tf.clip_by_value(y_pred, EPSILON, 1.0 - EPSILON)
+    y_pred = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
     if y_pred.shape[-1] == 1:
-        ce = -(y_true * tf.math.log(y_pred) + (1.0 - y_true) * tf.math.log(1.0 - y_pred))
+        ce = -(y_true * ops.log(y_pred) + (1.0 - y_true) * ops.log(1.0 - y_pred))
         return ce[..., 0]
-    return -tf.reduce_sum(y_true * tf.math.log(y_pred), axis=-1)
+    return -ops.sum(y_true * ops.log(y_pred), axis=-1)
 
 
 def weighted_cross_entropy(y_true, y_pred, weights=None):
     """Mean over pixels of w(x) * CE(x) (Lagree eq. 2; plain (B)CE without weights)."""
     ce = cross_entropy_map(y_true, y_pred)
     if weights is not None:
-        ce = ce * tf.cast(weights, tf.float32)[..., 0]
-    return tf.reduce_mean(ce)
+        ce = ce * ops.cast(weights, "float32")[..., 0]
+    return ops.mean(ce)
 
 
 def _foreground(y_true, y_pred):
     """The nucleus channel of targets and probabilities, flattened per image: (B, H*W)."""
     y_true, y_pred = _float32(y_true, y_pred)
-    batch = tf.shape(y_pred)[0]
-    return tf.reshape(y_true[..., -1], (batch, -1)), tf.reshape(y_pred[..., -1], (batch, -1))
+    batch = ops.shape(y_pred)[0]
+    return ops.reshape(y_true[..., -1], (batch, -1)), ops.reshape(y_pred[..., -1], (batch, -1))
 
 
 def dice_per_image(y_true, y_pred, smooth=0.0):
     """Soft Dice per image: (2 sum(y p) + s) / (sum(y) + sum(p) + s), shape (B,)."""
     y, p = _foreground(y_true, y_pred)
-    intersection = tf.reduce_sum(y * p, axis=1)
-    total = tf.reduce_sum(y, axis=1) + tf.reduce_sum(p, axis=1)
+    intersection = ops.sum(y * p, axis=1)
+    total = ops.sum(y, axis=1) + ops.sum(p, axis=1)
     return (2.0 * intersection + smooth) / (total + smooth + EPSILON)
 
 
 def dice_loss(y_true, y_pred, weights=None, smooth=1.0):
     """1 - mean soft Dice (Le Dinh eq. 3; with smooth=1, Kasturi eq. 3)."""
-    return 1.0 - tf.reduce_mean(dice_per_image(y_true, y_pred, smooth))
+    return 1.0 - ops.mean(dice_per_image(y_true, y_pred, smooth))
 
 
 def lagree_loss(y_true, y_pred, weights=None):
@@ -76,7 +79,7 @@ def ledinh_loss(y_true, y_pred, weights=None):
 def long_loss(y_true, y_pred, weights=None, bce_weight=1.0):
     """lambda * BCE + mean over images of -log Dice (Long 2020, eq. 1), lambda = 1."""
     dice = dice_per_image(y_true, y_pred, smooth=1.0)
-    return bce_weight * weighted_cross_entropy(y_true, y_pred) - tf.reduce_mean(tf.math.log(dice + EPSILON))
+    return bce_weight * weighted_cross_entropy(y_true, y_pred) - ops.mean(ops.log(dice + EPSILON))
 
 
 LOSSES = {

@@ -11,6 +11,7 @@ import yaml
 from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
 from nuclei_tf.data.protocols import split_protocol
 from nuclei_tf.models import build_model
+from nuclei_tf.preprocess.configured import make_preprocess
 from nuclei_tf.train.precision import set_precision
 from nuclei_tf.train.trainer import TrainConfig, Trainer
 
@@ -39,57 +40,22 @@ def environment(policy):
 
 
 def dataset_checksums(splits):
-    """{split: {id: {image: sha256, label: sha256}}} of every file a run reads."""
+    """{split: {id: {image: sha256, label: sha256}}} of every file a run reads (a label file
+    shared by many images, such as a DSB-2018 run-length CSV, is hashed once)."""
+    digests = {}
+
+    def digest(path):
+        if path not in digests:
+            digests[path] = sha256(path)
+        return digests[path]
+
     return {
         name: {
-            r.id: {"image": sha256(r.image_path), "label": sha256(r.label_path) if r.label_path and Path(r.label_path).is_file() else None}
+            r.id: {"image": digest(r.image_path), "label": digest(r.label_path) if r.label_path and Path(r.label_path).is_file() else None}
             for r in records
         }
         for name, records in splits.items()
     }
-
-
-def make_preprocess(settings):
-    """The per-image preprocessing of a config's ``preprocess`` section, or None.
-
-    ``stain``: ``none``; ``macenko`` (our numpy Macenko to the default H&E reference, or to
-    ``reference``); ``vahadane`` / ``reinhard`` (staintools, fitted to ``reference``).
-    ``clahe_tv: true`` then applies Long 2020's CLAHE + total variation (float [0, 1] output).
-    """
-    steps = []
-    stain = settings.get("stain", "none")
-    reference = settings.get("reference")
-    if stain == "macenko":
-        from nuclei_tf.preprocess.macenko import MacenkoNormalizer
-
-        normaliser = MacenkoNormalizer()
-    elif stain in ("vahadane", "reinhard"):
-        from nuclei_tf.preprocess.stain import stain_normalizer
-
-        if reference is None:
-            raise ValueError(f"preprocess.stain {stain!r} needs preprocess.reference (an image path)")
-        normaliser = stain_normalizer(stain, backend="staintools")
-    elif stain != "none":
-        raise ValueError(f"preprocess.stain must be none, macenko, vahadane or reinhard, got {stain!r}")
-    if stain != "none":
-        if reference is not None:
-            from nuclei_tf.data.io import read_image
-
-            normaliser.fit(read_image(reference))
-        steps.append(normaliser.transform)
-    if settings.get("clahe_tv", False):
-        from nuclei_tf.preprocess.clahe_tv import clahe_tv
-
-        steps.append(clahe_tv)
-    if not steps:
-        return None
-
-    def preprocess(image):
-        for step in steps:
-            image = step(image)
-        return image
-
-    return preprocess
 
 
 def standard_callbacks(run_dir, user_callbacks=()):

@@ -8,9 +8,7 @@ Works under any tf.distribute strategy (gradients are all-reduced by the optimiz
 """
 import math
 import os
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
 
 import keras
 import numpy as np
@@ -20,21 +18,7 @@ from tqdm import tqdm
 from nuclei_tf.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from nuclei_tf.train.distribute import is_chief, select_strategy
 from nuclei_tf.train.losses import dice_per_image, get_loss
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the papers': Lagree 1e-4, Kasturi 1e-4, Le Dinh 1e-4, Long 5e-4)."""
-
-    epochs: int = 20
-    steps_per_epoch: Optional[int] = None
-    learning_rate: float = 1e-4
-    loss: str = "lagree2021"
-    clipnorm: Optional[float] = None
-    seed: int = 0
-
-    def to_dict(self):
-        return asdict(self)
+from nuclei_tf.train.settings import TrainConfig  # noqa: F401  (re-exported: the trainer's config)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -138,7 +122,7 @@ class Trainer:
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         losses, dices = [], []
-        bar = tqdm(total=steps, initial=state["batch"], desc=f"epoch {epoch + 1}/{self.config.epochs}",
+        bar = tqdm(total=steps, initial=state["batch"], desc=f"epoch {epoch + 1}/{self.config.total_epochs}",
                    disable=not self.verbose, leave=True)
         for x, y, w in self._batches(self.train_data, epoch, skip=state["batch"], limit=steps):
             self.callbacks.on_train_batch_begin(state["batch"])
@@ -189,7 +173,10 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.callbacks.on_train_begin()
         try:
-            for epoch in range(state["epoch"], self.config.epochs):
+            start = state["epoch"]
+            for epoch in range(start, self.config.total_epochs):
+                if epoch == self.config.epochs or (epoch == start and epoch > self.config.epochs):
+                    self.optimizer.learning_rate = self.config.fine_tune_learning_rate  # fine-tuning phase
                 self.callbacks.on_epoch_begin(epoch)
                 logs = self._train_epoch(epoch, state)
                 if self.strategy.num_replicas_in_sync > 1:
