@@ -79,3 +79,22 @@ def test_missing_prediction_and_usage_errors(tmp_path, data_args):
     unknown = CliRunner().invoke(cli, ["baseline", "--method", "otsu", *data_args, "--out", str(tmp_path / "r"),
                                        "--split", "nope"])
     assert unknown.exit_code == 2 and "nope not in protocol lagree2021" in unknown.output
+
+
+def test_long2020_evaluation_reports_long_metrics(tmp_path, synthetic_dsb_download):
+    """On the long2020 protocol every row also carries Long 2020's average IOU and precision,
+    and summary.md/.json give them as mean +- std."""
+    splits = split_protocol("long2020", dsb=synthetic_dsb_download)
+    (tmp_path / "pred" / "test").mkdir(parents=True)
+    for k, record in enumerate(splits["test"]):
+        instances = record.load().instances
+        tifffile.imwrite(tmp_path / "pred" / "test" / f"{record.id}.tif", instances if k else np.zeros_like(instances))
+    result = invoke(["evaluate", "--predictions", str(tmp_path / "pred"), "--protocol", "long2020",
+                     "--dsb", str(synthetic_dsb_download), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(tmp_path / "rep" / "per_image.csv")))
+    assert len(rows) == 3 and {"long_avg_iou", "long_precision", "long_avg_iou_instances"} <= set(rows[0])
+    assert [float(r["long_avg_iou"]) for r in rows] == [0.0, 1.0, 1.0]
+    long = json.loads((tmp_path / "rep" / "summary.json").read_text())["long2020"]["test"]
+    assert long["long_avg_iou_mean"] == pytest.approx(2 / 3) and long["long_avg_iou_std"] == pytest.approx(np.std([0, 1, 1]))
+    assert "0.6667 +- 0.4714" in (tmp_path / "rep" / "summary.md").read_text()

@@ -262,3 +262,21 @@ def test_an_error_mid_slide_leaves_no_partial_files(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         write_segmentation(np.zeros((300, 100, 3), np.uint8), failing(), tmp_path, "img")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
+    """Long 2020's inference: the whole image through CLAHE + TV, 64 px grid re-cropped at the
+    edges (overlap 0), overlapping predictions merged by their maximum; the setting round-trips."""
+    from nuclei_tf.preprocess.clahe_tv import clahe_tv
+
+    image = np.random.default_rng(3).integers(0, 256, (100, 90, 3), dtype=np.uint8)
+    bundle = ModelBundle(red_channel_model(), clahe_tv=True, tile=64, overlap=0.0, blend="max")
+    probability = predict_probability(bundle, image)
+    np.testing.assert_allclose(probability.astype(np.float32), clahe_tv(image)[..., 0], atol=1e-3)
+    reloaded = load_bundle(save_bundle(bundle, tmp_path / "model"))
+    assert reloaded.clahe_tv and reloaded.blend == "max" and reloaded.overlap == 0.0
+    model = build_model("unet_plus", base_filters=4, depth=3)
+    tiles, starts = extract_tiles(clahe_tv(image), 64, 0.0)
+    expected = stitch(np.asarray(model(tiles))[..., 0], starts, image.shape[:2], "max")
+    merged = predict_probability(ModelBundle(model, clahe_tv=True, tile=64, overlap=0.0, blend="max"), image)
+    np.testing.assert_allclose(merged.astype(np.float32), expected, atol=1e-3)

@@ -12,6 +12,7 @@ TRAINING_SPLITS = ("train", "val")
 def _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits=None):
     """Shared body of both commands: evaluate on the test sets (or ``splits``) and write the reports."""
     from nuclei_tf.evaluation import evaluate_splits, write_reports
+    from nuclei_tf.evaluation.runner import EXTRA_SCORES
 
     every_split = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
     chosen = splits or [name for name in every_split if name not in TRAINING_SPLITS]
@@ -22,6 +23,7 @@ def _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predic
         {name: every_split[name] for name in chosen},
         predictor,
         save_dir=(out / "predictions") if save_predictions else None,
+        extra_scores=EXTRA_SCORES.get(protocol),
     )
     title = f"{method} on {protocol}"
     write_reports(rows, summaries, out, title, {"method": method, "protocol": protocol, "seed": seed})

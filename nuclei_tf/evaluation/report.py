@@ -1,10 +1,11 @@
-"""Reports of an evaluation: per-image CSV, Lagree et al. 2021 Table 2 in Markdown and JSON,
+"""Reports of an evaluation: per-image CSV, Lagree et al. 2021 Table 2 in Markdown and JSON
+(plus Long 2020 Tables 1-2's average IOU m +- s and precision when the rows carry them),
 and the AP-versus-IoU-threshold plot of their Fig. 2."""
 import csv
 import json
 from pathlib import Path
 
-from nuclei_tf.metrics import AP_THRESHOLDS
+from nuclei_tf.metrics import AP_THRESHOLDS, long2020_summary
 
 #: (result key, column title): Lagree et al. 2021 Table 2, then AJI+, PQ and Dice.
 TABLE2_COLUMNS = (
@@ -50,6 +51,35 @@ def markdown_table(summaries, title):
     return "\n".join(lines) + "\n"
 
 
+#: (result key, column title) of Long 2020 Tables 1-2, the paper's reading first.
+LONG2020_COLUMNS = (
+    ("long_avg_iou", "Ave. IOU (m +- s)"),
+    ("long_precision", "precision"),
+    ("long_avg_iou_gt_only", "Ave. IOU, GT cells only"),
+    ("long_avg_iou_all_t", "Ave. IOU, mean over T_k"),
+    ("long_avg_iou_instances", "Ave. IOU, official nuclei"),
+    ("long_precision_instances", "precision, official nuclei (= mAP)"),
+)
+
+
+def long2020_table(rows):
+    """Long 2020's columns per test set (mean +- std over images), or "" if the rows lack them."""
+    by_split = {}
+    for row in rows:
+        if "long_avg_iou" in row:
+            by_split.setdefault(row["split"], []).append(row)
+    if not by_split:
+        return ""
+    header = "| test set | images | " + " | ".join(name for _, name in LONG2020_COLUMNS) + " |"
+    lines = ["### Long 2020 metrics", "", header, "|" + "---|" * (len(LONG2020_COLUMNS) + 2)]
+    for split, split_rows in by_split.items():
+        summary = long2020_summary({key: row[key] for key, _ in LONG2020_COLUMNS} for row in split_rows)
+        cells = " | ".join(f"{summary[f'{key}_mean']:.4f} +- {summary[f'{key}_std']:.4f}" for key, _ in LONG2020_COLUMNS)
+        lines.append(f"| {split} | {len(split_rows)} | {cells} |")
+    lines += ["", "Cells are connected regions of each map unless the column says official nuclei (nuclei_tf.metrics.long2020)."]
+    return "\n".join(lines) + "\n"
+
+
 def plot_ap_curves(summaries, path, title):
     """AP (per-image mean) against the IoU threshold, one line per test set (Lagree Fig. 2)."""
     import matplotlib
@@ -73,8 +103,14 @@ def write_reports(rows, summaries, out_dir, title, meta):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out_dir / "per_image.csv")
-    (out_dir / "summary.md").write_text(markdown_table(summaries, title))
+    long_table = long2020_table(rows)
+    (out_dir / "summary.md").write_text(markdown_table(summaries, title) + (f"\n{long_table}" if long_table else ""))
     report = {**meta, "splits": {s: {how: public(v) for how, v in d.items()} for s, d in summaries.items()}}
+    if long_table:
+        report["long2020"] = {
+            split: long2020_summary({k: r[k] for k, _ in LONG2020_COLUMNS} for r in rows if r["split"] == split)
+            for split in summaries
+        }
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     plot_ap_curves(summaries, out_dir / "ap_vs_iou.png", title)
     return out_dir

@@ -1,7 +1,7 @@
 """A shipped model folder (stardist-style): ``model.keras`` + ``config.json``.
 
 ``config.json`` holds everything needed to use the model the way it was validated: the
-preprocessing (stain normalisation), the tiling (tile size, overlap, blend), the chosen
+preprocessing (stain normalisation, or Long 2020's CLAHE + TV with ``clahe_tv``), the tiling (tile size, overlap, blend), the chosen
 post-processing (threshold, watershed splitting...) and provenance (protocol, metrics).
 A bare ``.keras`` file is also accepted, with default settings.
 """
@@ -26,6 +26,7 @@ class ModelBundle:
 
     model: keras.Model
     stain: str = "none"
+    clahe_tv: bool = False
     tile: int = 256
     overlap: float = 0.5
     blend: str = "smooth"
@@ -35,7 +36,8 @@ class ModelBundle:
     _compiled: tuple = field(default=(None, None), init=False, repr=False, compare=False)
 
     def probabilities(self, tiles):
-        """Nucleus probability (N, t, t) of a batch of uint8 tiles (N, t, t, 3).
+        """Nucleus probability (N, t, t) of a batch of tiles (N, t, t, 3): uint8, or floats in [0, 1]
+        (what CLAHE + TV gives).
 
         Runs the model through a ``tf.function`` compiled once per model: graph execution frees
         each activation as soon as it is consumed, where an eager call holds them all.
@@ -44,10 +46,11 @@ class ModelBundle:
         if model is not self.model:
             function = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
             self._compiled = (self.model, function)
-        return np.asarray(function(tiles.astype(np.float32) / 255.0), dtype=np.float32)[..., -1]
+        scale = 255.0 if tiles.dtype == np.uint8 else 1.0
+        return np.asarray(function(tiles.astype(np.float32) / scale), dtype=np.float32)[..., -1]
 
     def settings(self):
-        return {"stain": self.stain, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
+        return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
                 "postprocess": self.postprocess.to_dict(), **self.info}
 
 
@@ -70,7 +73,7 @@ def load_bundle(path=None):
     model = load_model(model_file)
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     post = PostProcess.from_dict(config.pop("postprocess", {}))
-    known = {k: config.pop(k) for k in ("stain", "tile", "overlap", "blend") if k in config}
+    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 

@@ -7,6 +7,8 @@ blended sum lives in a band buffer one tile high, and finished rows leave as flo
 blocks (:func:`probability_rows`). :func:`segment_strips` post-processes those blocks strip by
 strip, so a whole slide never needs a full-size probability or label map; stain
 normalisation statistics of large images come from a sub-sample and are applied per tile.
+A model trained on Long 2020's CLAHE + TV images (``bundle.clahe_tv``) gets the whole image
+equalised and de-noised first (a float32 copy of the image: these are global operations).
 """
 import numpy as np
 from tqdm import tqdm
@@ -38,29 +40,40 @@ def probability_rows(bundle, image, batch_size=8, progress=False):
     size, in consecutive blocks of finished rows (each at most one tile high)."""
     height, width = image.shape[:2]
     tile = bundle.tile
+    if bundle.clahe_tv:
+        from nuclei_tf.preprocess.clahe_tv import clahe_tv
+
+        image = clahe_tv(image)
     padded = pad_to(image, tile, tile)
     rows = tile_starts(padded.shape[0], tile, bundle.overlap) + [padded.shape[0]]
     cols = tile_starts(padded.shape[1], tile, bundle.overlap)
     normalise = stain_function(bundle, image)
-    window = blend_window(tile, bundle.blend)
-    total = np.zeros((tile, padded.shape[1]))
-    weight = np.zeros((tile, padded.shape[1]))
+    maximum = bundle.blend == "max"  # Long 2020: "the maximum value of all predictions ... at one pixel"
+    window = None if maximum else blend_window(tile, bundle.blend)
+    empty = -np.inf if maximum else 0.0
+    total = np.full((tile, padded.shape[1]), empty)
+    weight = None if maximum else np.zeros((tile, padded.shape[1]))
     with tqdm(total=(len(rows) - 1) * len(cols), desc="tiles", disable=not progress, leave=False) as bar:
         for r, following in zip(rows[:-1], rows[1:]):
             for start in range(0, len(cols), batch_size):
                 chunk = cols[start : start + batch_size]
                 tiles = np.stack([normalise(padded[r : r + tile, c : c + tile]) for c in chunk])
                 for c, probability in zip(chunk, bundle.probabilities(tiles)):
-                    total[:, c : c + tile] += probability * window
-                    weight[:, c : c + tile] += window
+                    if maximum:
+                        np.maximum(total[:, c : c + tile], probability, out=total[:, c : c + tile])
+                    else:
+                        total[:, c : c + tile] += probability * window
+                        weight[:, c : c + tile] += window
                 bar.update(len(chunk))
             finished = min(following, height) - r  # rows above the next tile row are finished
             if finished > 0:
-                yield r, (total[:finished, :width] / weight[:finished, :width]).astype(np.float16)
+                block = total[:finished, :width] if maximum else total[:finished, :width] / weight[:finished, :width]
+                yield r, block.astype(np.float16)
             step = following - r
-            for band in (total, weight):  # slide the band down to the next tile row, in place
-                band[: tile - step] = band[step:]
-                band[tile - step :] = 0.0
+            for band, fill in ((total, empty), (weight, 0.0)):  # slide the band down to the next tile row, in place
+                if band is not None:
+                    band[: tile - step] = band[step:]
+                    band[tile - step :] = fill
 
 
 def predict_probability(bundle, image, batch_size=8, progress=False):
