@@ -1,9 +1,11 @@
-"""Inference speed of U-Net, U-Net+ (T.C. and U.S.) and UNet++ at B = 16, N = 5 (Long 2020 Table 1).
+"""Inference speed of U-Net, U-Net+ (T.C. and U.S.) and UNet++ at B = 16 and 8, N = 5 (Long 2020
+Tables 1 and 2).
 
-Run as ``python benchmarks/bench_models.py [--batch 16] [--size 256] [--repeats 5]``. Prints
-weights, convolution GMAC/patch, patches/s and ms/patch per model (best of ``--repeats`` timed
-batches after a warm-up; the models take turns) in float32, and with a GPU also under
-mixed_float16, then compares the ordering with Long 2020's GPU times.
+Run as ``python benchmarks/bench_models.py [--batch 16] [--size 256] [--repeats 5] [--base-filters 16 8]``.
+Prints weights, convolution GMAC/patch, patches/s and ms/patch per model (best of ``--repeats``
+timed batches after a warm-up; the models take turns) in float32, and with a GPU also under
+mixed_float16, then compares the ordering with Long 2020's GPU times. ``--batch 1`` times
+patches one at a time, as the paper's per-patch figure over its 174 test patches.
 """
 import argparse
 import os
@@ -21,12 +23,12 @@ import tensorflow as tf  # noqa: E402
 from machine import describe  # noqa: E402
 from nuclei_tf.models import build_model  # noqa: E402
 
-#: name -> (arch, options, Long 2020 Table 1 GPU ms/patch)
+#: name -> (arch, options, Long 2020 GPU ms/patch: {B: Table 1 (B = 16) or Table 2 (B = 8)})
 MODELS = {
-    "U-Net": ("unet", {}, 14.9),
-    "U-Net+ (T.C.)": ("unet_plus", {"upsampling": "transpose"}, 15.3),
-    "U-Net+ (U.S.)": ("unet_plus", {"upsampling": "upsample"}, 21.5),
-    "UNet++": ("unetpp", {}, 22.0),
+    "U-Net": ("unet", {}, {16: 14.9, 8: 9.5}),
+    "U-Net+ (T.C.)": ("unet_plus", {"upsampling": "transpose"}, {16: 15.3, 8: 12.4}),
+    "U-Net+ (U.S.)": ("unet_plus", {"upsampling": "upsample"}, {16: 21.5, 8: 14.0}),
+    "UNet++": ("unetpp", {}, {16: 22.0, 8: 14.1}),
 }
 #: Long 2020: U-Net ~ U-Net+ T.C. are faster than U-Net+ U.S. ~ UNet++
 FAST, SLOW = {"U-Net", "U-Net+ (T.C.)"}, {"U-Net+ (U.S.)", "UNet++"}
@@ -44,7 +46,7 @@ def giga_macs(model):
     return total / 1e9
 
 
-def run(policy, args):
+def run(policy, args, base_filters):
     """``{name: best ms/patch}`` for every model under dtype ``policy``.
 
     The models' timed batches are interleaved, so that a change in the machine's load hits all alike.
@@ -53,7 +55,7 @@ def run(policy, args):
     images = tf.constant(np.random.default_rng(0).random((args.batch, args.size, args.size, 3), dtype=np.float32))
     models, forwards = {}, {}
     for name, (arch, options, _) in MODELS.items():
-        models[name] = build_model(arch, base_filters=args.base_filters, depth=5, input_shape=images.shape[1:], **options)
+        models[name] = build_model(arch, base_filters=base_filters, depth=5, input_shape=images.shape[1:], **options)
         forwards[name] = tf.function(lambda x, model=models[name]: model(x, training=False))
         forwards[name](images).numpy()  # trace and warm up
     times = {name: [] for name in MODELS}
@@ -72,12 +74,13 @@ def run(policy, args):
     return {name: min(values) for name, values in times.items()}
 
 
-def report_ordering(results):
+def report_ordering(results, base_filters):
     """Print our ordering next to Long 2020's and whether the fast/slow split agrees."""
+    paper = {name: MODELS[name][2][base_filters] for name in MODELS}
     ours = sorted(results, key=results.get)
-    long = sorted(MODELS, key=lambda name: MODELS[name][2])
+    long = sorted(MODELS, key=paper.get)
     print(f"  ours (fastest first):      {' < '.join(ours)}")
-    print(f"  Long 2020 (GTX 1080 Ti):   {' < '.join(long)}  ({', '.join(f'{MODELS[n][2]} ms' for n in long)})")
+    print(f"  Long 2020 (GTX 1080 Ti):   {' < '.join(long)}  ({', '.join(f'{paper[n]} ms' for n in long)})")
     agrees = max(results[name] for name in FAST) < min(results[name] for name in SLOW)
     print(f"  U-Net, U-Net+ T.C. faster than U-Net+ U.S., UNet++ (as Long 2020): {'yes' if agrees else 'no'}")
 
@@ -87,16 +90,17 @@ def main():
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--base-filters", type=int, default=16)
+    parser.add_argument("--base-filters", type=int, nargs="+", default=[16], choices=[8, 16])
     args = parser.parse_args()
     gpus = tf.config.list_physical_devices("GPU")
     print(f"{describe()} | GPUs: {len(gpus)}")
     print(f"tensorflow {tf.__version__}, keras {keras.__version__}")
-    print(f"inference: {args.size}x{args.size}x3 patches, batch {args.batch}, B={args.base_filters}, N=5")
     policies = ["float32"] + (["mixed_float16"] if gpus else [])
-    for policy in policies:
-        print(f"{policy}:")
-        report_ordering(run(policy, args))
+    for base_filters in args.base_filters:
+        print(f"inference: {args.size}x{args.size}x3 patches, batch {args.batch}, B={base_filters}, N=5")
+        for policy in policies:
+            print(f"{policy}:")
+            report_ordering(run(policy, args, base_filters), base_filters)
     if not gpus:
         print("mixed_float16: skipped (no GPU)")
 

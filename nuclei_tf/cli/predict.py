@@ -68,10 +68,14 @@ def export(model_path, out_dir, version):
     from nuclei_tf.inference.export import export_saved_model
 
     try:
-        target = export_saved_model(load_bundle(model_path).model, out_dir, version)
+        bundle = load_bundle(model_path)
+        target = export_saved_model(bundle.model, out_dir, version)
     except (FileExistsError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"SavedModel written to {target} (signature serving_default: uint8 images -> probabilities)")
+    if bundle.clahe_tv:
+        click.echo("note: this model was trained on CLAHE + TV images (Long 2020), which the SavedModel does not "
+                   "compute: send round(255 * nuclei_tf.preprocess.clahe_tv(image)) as uint8")
 
 
 @click.command()
