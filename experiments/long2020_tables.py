@@ -13,6 +13,11 @@ Weights load into the TensorFlow-backend models for ``nuclei-tf`` evaluation (se
     KERAS_BACKEND=jax python experiments/long2020_tables.py --dsb ROOT --out DIR \\
         [--configs experiments/long2020-*.yaml] [--precision mixed_float16] [--deadline SECONDS]
 
+Where TensorFlow is absent the script needs, besides numpy/scipy/scikit-image/OpenCV/Pillow/PyYAML
+and a Keras backend: keras (3.15), namex, optree, albumentations (2.0.8) with albucore,
+stringzilla, simsimd, pydantic, pydantic-core, annotated-types and typing-inspection; and only
+``stage1_train/`` with ``stage1_train_labels.csv`` of the DSB download (38 MB, no test set).
+
 ``--steps N`` and ``--epochs N`` shorten every run (a one-step check on a CPU before a GPU run).
 ``--deadline`` stops training (between epochs, saying so in ``summary.json``) so that the
 whole script ends in time.
