@@ -11,7 +11,7 @@ its lowest validation loss (``<name>/best.weights.h5``, ``history.csv``, ``summa
 Weights load into the TensorFlow-backend models for ``nuclei-tf`` evaluation (see README).
 
     KERAS_BACKEND=jax python experiments/long2020_tables.py --dsb ROOT --out DIR \\
-        [--configs experiments/long2020-*.yaml] [--precision mixed_float16] [--deadline SECONDS]
+        [--configs experiments/long2020-*.yaml] [--precision auto] [--deadline SECONDS]
 
 Where TensorFlow is absent the script needs, besides numpy/scipy/scikit-image/OpenCV/Pillow/PyYAML
 and a Keras backend: keras (3.15), namex, optree, albumentations (2.0.8) with albucore,
@@ -193,6 +193,7 @@ def train_one(config_path, data_dir, out_dir, precision, steps, epochs, fine_tun
     config = load_config(config_path)
     train = capped(config["train"], epochs, fine_tune_epochs)
     out_dir.mkdir(parents=True, exist_ok=True)
+    precision = resolve_precision(precision)
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(config["seed"])
     model = build_model(config["arch"], **config["model"])
@@ -242,7 +243,7 @@ def time_models(out, names, precision, repeats=5, stop_at=None):
 
     from nuclei_tf.models import build_model
 
-    keras.mixed_precision.set_global_policy(precision)
+    keras.mixed_precision.set_global_policy(resolve_precision(precision))
     rng = np.random.default_rng(0)
     patches = rng.random((TIMING_PATCHES, 256, 256, 3), dtype=np.float32)
     timings = {}
@@ -271,6 +272,30 @@ def time_models(out, names, precision, repeats=5, stop_at=None):
     return timings
 
 
+def resolve_precision(precision):
+    """``auto`` -> mixed_float16 when the Keras backend sees a GPU, else float32."""
+    if precision != "auto":
+        return precision
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        gpu = any(d.platform == "gpu" for d in jax.devices())
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+    elif backend == "torch":
+        import torch
+
+        gpu = torch.cuda.is_available()
+    else:
+        gpu = False
+    return "mixed_float16" if gpu else "float32"
+
+
 def environment():
     import keras
 
@@ -288,8 +313,8 @@ def main():
     parser.add_argument("--dsb", help="DSB-2018 root holding stage1_train/ and stage1_train_labels.csv")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--configs", nargs="+", default=sorted(glob.glob(str(Path(__file__).parent / "long2020-*.yaml"))))
-    parser.add_argument("--precision", default="mixed_float16", choices=["float32", "mixed_float16"],
-                        help="mixed_float16 for GPUs; float32 on a CPU (about 6x faster there)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "float32", "mixed_float16"],
+                        help="auto: mixed_float16 on a GPU, float32 on a CPU (about 6x faster there)")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--data", type=Path, help="folder for the drawn epochs (default OUT/data)")
     parser.add_argument("--steps", type=int, help="batches per epoch (a quick check)")
