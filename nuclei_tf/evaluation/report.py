@@ -62,20 +62,22 @@ LONG2020_COLUMNS = (
 )
 
 
-def long2020_table(rows):
-    """Long 2020's columns per test set (mean +- std over images), or "" if the rows lack them."""
+def long2020_summaries(rows):
+    """{split: mean +- std over images of LONG2020_COLUMNS} for the rows that carry them."""
     by_split = {}
     for row in rows:
         if "long_avg_iou" in row:
-            by_split.setdefault(row["split"], []).append(row)
-    if not by_split:
-        return ""
+            by_split.setdefault(row["split"], []).append({key: row[key] for key, _ in LONG2020_COLUMNS})
+    return {split: long2020_summary(split_rows) for split, split_rows in by_split.items()}
+
+
+def long2020_table(summaries):
+    """Long 2020's columns per test set from :func:`long2020_summaries`."""
     header = "| test set | images | " + " | ".join(name for _, name in LONG2020_COLUMNS) + " |"
     lines = ["### Long 2020 metrics", "", header, "|" + "---|" * (len(LONG2020_COLUMNS) + 2)]
-    for split, split_rows in by_split.items():
-        summary = long2020_summary({key: row[key] for key, _ in LONG2020_COLUMNS} for row in split_rows)
+    for split, summary in summaries.items():
         cells = " | ".join(f"{summary[f'{key}_mean']:.4f} +- {summary[f'{key}_std']:.4f}" for key, _ in LONG2020_COLUMNS)
-        lines.append(f"| {split} | {len(split_rows)} | {cells} |")
+        lines.append(f"| {split} | {summary['n_images']} | {cells} |")
     lines += ["", "Cells are connected regions of each map unless the column says official nuclei (nuclei_tf.metrics.long2020)."]
     return "\n".join(lines) + "\n"
 
@@ -103,14 +105,12 @@ def write_reports(rows, summaries, out_dir, title, meta):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out_dir / "per_image.csv")
-    long_table = long2020_table(rows)
-    (out_dir / "summary.md").write_text(markdown_table(summaries, title) + (f"\n{long_table}" if long_table else ""))
+    long_summaries = long2020_summaries(rows)
+    long_table = f"\n{long2020_table(long_summaries)}" if long_summaries else ""
+    (out_dir / "summary.md").write_text(markdown_table(summaries, title) + long_table)
     report = {**meta, "splits": {s: {how: public(v) for how, v in d.items()} for s, d in summaries.items()}}
-    if long_table:
-        report["long2020"] = {
-            split: long2020_summary({k: r[k] for k, _ in LONG2020_COLUMNS} for r in rows if r["split"] == split)
-            for split in summaries
-        }
+    if long_summaries:
+        report["long2020"] = long_summaries
     (out_dir / "summary.json").write_text(json.dumps(report, indent=2))
     plot_ap_curves(summaries, out_dir / "ap_vs_iou.png", title)
     return out_dir
