@@ -173,7 +173,7 @@ def test_fit_cli_run_folder_and_gbunet_two_stages(synthetic_monuseg, synthetic_t
     for name in ("config.yaml", "environment.json", "datasets.json", "history.csv", "best.keras", "summary.json",
                  "tensorboard", "loss_curve.png"):
         assert (run / name).exists(), name
-    assert (run / "members" / "0" / "best.keras").is_file() and (run / "members" / "0" / "done").is_file()
+    assert (run / "members" / "0" / "best.keras").is_file() and (run / "members" / "0" / "summary.json").is_file()
     resolved = yaml.safe_load((run / "config.yaml").read_text())
     assert resolved["seed"] == 3 and resolved["data"]["classes"] == 2
     assert json.loads((run / "environment.json").read_text())["precision"] == "float32"

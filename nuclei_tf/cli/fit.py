@@ -6,6 +6,9 @@ import click
 
 from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option
 
+#: the GB U-Net that trains without ImageNet weights (from-scratch members, 2 CPU cores)
+CPU_RECIPE = "experiments/lagree2021-gbunet-cpu.yaml"
+
 
 @click.command()
 @click.option("--arch", help="Architecture (see `nuclei-tf models`); overrides the config's.")
@@ -21,6 +24,7 @@ from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protoco
 @data_errors_as_usage
 def fit(arch, monuseg, tnbc, dsb, protocol, seed, config_path, epochs, steps_per_epoch, batch_size, precision, run_dir, resume):
     """Train a model; the run folder gets config, checksums, history, TensorBoard logs, best.keras, summary."""
+    from nuclei_tf.models.pretrained import EncoderWeightsError
     from nuclei_tf.train.config import load_config
     from nuclei_tf.train.run import fit_run
     from nuclei_tf.train.trainer import NonFiniteLossError, TrainingInterrupted
@@ -43,4 +47,11 @@ def fit(arch, monuseg, tnbc, dsb, protocol, seed, config_path, epochs, steps_per
         sys.exit(130)
     except NonFiniteLossError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"best model: {summary['best_model']} (val loss {summary['best_val_loss']:.4f}, {summary['epochs']} epochs, {summary['seconds']} s)")
+    except EncoderWeightsError as exc:
+        raise click.ClickException(f"{exc}\nNothing was trained. Without ImageNet weights, train the from-scratch CPU "
+                                   f"recipe instead: nuclei-tf fit --config {CPU_RECIPE} (see README)") from None
+    if summary["best_val_loss"] is None:  # the U-Net ensemble: nothing to train beyond its members
+        click.echo(f"model: {summary['best_model']} (no trainable weights; {summary['seconds']} s)")
+    else:
+        click.echo(f"best model: {summary['best_model']} (val loss {summary['best_val_loss']:.4f}, "
+                   f"{summary['epochs']} epochs, {summary['seconds']} s)")

@@ -12,6 +12,10 @@ LAGREE_MEMBERS = tuple(
     {"arch": "unet_encoder", "encoder": encoder, "classes": 2} for encoder in ("vgg19", "resnet101", "densenet121")
 )
 
+#: the same members with ImageNet-pretrained encoders, as Lagree trained them (``nuclei-tf fit
+#: --arch gbunet`` without a config)
+LAGREE_PRETRAINED_MEMBERS = tuple(dict(member, encoder_weights="imagenet") for member in LAGREE_MEMBERS)
+
 
 def load_member(member):
     """A member as a ``keras.Model``: given as one, as the path of a saved ``.keras`` model, or as

@@ -8,7 +8,8 @@ An experiment YAML (see ``experiments/``) has the sections::
     data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields
     preprocess: {stain: none|macenko}
     train: {...}                  # nuclei_tf.train.trainer.TrainConfig fields
-    members: [...]                # gbunet only: member specs ({arch:..., ...}) or .keras paths
+    members: [...]                # gbunet, ensemble: member specs (nuclei_tf.train.members);
+                                  # default: Lagree's ImageNet-pretrained VGG-19/ResNet-101/DenseNet-121 U-Nets
     precision: auto
     seed: 0
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 import yaml
 
 from nuclei_tf.data.pipeline import PipelineConfig
+from nuclei_tf.models.members import LAGREE_PRETRAINED_MEMBERS
+from nuclei_tf.models.registry import get_spec
 from nuclei_tf.train.settings import TrainConfig
 
 DEFAULTS = {
@@ -59,9 +62,12 @@ def load_config(path=None, overrides=None):
         config = merge(config, loaded)
     config = merge(config, overrides)
     seed = config["seed"]
+    spec = get_spec(config["arch"])
+    if config["members"] is None and "members" in spec.options:
+        config["members"] = [dict(member) for member in LAGREE_PRETRAINED_MEMBERS]
     try:
         config["data"] = PipelineConfig.from_dict(
-            {**config["data"], "classes": config["model"].get("classes", 1), "seed": seed}
+            {**config["data"], "classes": config["model"].get("classes", spec.options.get("classes", 1)), "seed": seed}
         ).to_dict()
         config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
     except TypeError as exc:  # an unknown field in the data or train section

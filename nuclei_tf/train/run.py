@@ -1,5 +1,6 @@
 """One training run in a run folder: resolved config, dataset checksums, history CSV,
-TensorBoard logs, best model and summary; GB U-Net's two stages (Lagree et al. 2021)."""
+TensorBoard logs, best model and summary; GB U-Net's two stages and the U-Net ensemble
+(Lagree et al. 2021)."""
 import hashlib
 import json
 import time
@@ -11,9 +12,15 @@ import yaml
 from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
 from nuclei_tf.data.protocols import split_protocol
 from nuclei_tf.models import build_model
+from nuclei_tf.models.members import load_member
 from nuclei_tf.preprocess.configured import make_preprocess
+from nuclei_tf.train.members import resolve_members
+from nuclei_tf.train.plan import plan_row
 from nuclei_tf.train.precision import set_precision
 from nuclei_tf.train.trainer import TrainConfig, Trainer
+
+#: archs built on frozen members (stage 1 then a second stage)
+STACKED = ("gbunet", "ensemble")
 
 
 def sha256(path):
@@ -67,32 +74,79 @@ def standard_callbacks(run_dir, user_callbacks=()):
     ]
 
 
-def train_stage(build, splits, config, run_dir, resume=False, callbacks=(), cache_dir=None):
+class Pipelines:
+    """Training and validation pipelines of a protocol's splits, built once per (data,
+    preprocess) section and shared by every stage of a run that uses the same ones."""
+
+    def __init__(self, splits, cache_dir=None):
+        self.splits, self.cache_dir, self._built = splits, cache_dir, {}
+
+    def __call__(self, config):
+        key = json.dumps([config["data"], config["preprocess"]], sort_keys=True)
+        if key not in self._built:
+            data_config = PipelineConfig.from_dict(config["data"])
+            preprocess = make_preprocess(config["preprocess"])
+            train = TrainingPipeline(prepare(self.splits["train"], data_config, preprocess, self.cache_dir), data_config)
+            val = (TrainingPipeline(prepare(self.splits["val"], data_config, preprocess, self.cache_dir), data_config, training=False)
+                   if self.splits.get("val") else None)
+            self._built[key] = train, val
+        return self._built[key]
+
+    def steps(self, config):
+        """Training steps per epoch under ``config``."""
+        steps = self(config)[0].steps(0)
+        return min(steps, config["train"]["steps_per_epoch"] or steps)
+
+
+def train_stage(build, pipelines, config, run_dir, resume=False, callbacks=(), label=""):
     """Train one model in ``run_dir``; returns (trainer, history)."""
-    data_config = PipelineConfig.from_dict(config["data"])
-    preprocess = make_preprocess(config["preprocess"])
-    train = TrainingPipeline(prepare(splits["train"], data_config, preprocess, cache_dir), data_config)
-    val = TrainingPipeline(prepare(splits["val"], data_config, preprocess, cache_dir), data_config, training=False) if splits.get("val") else None
-    trainer = Trainer(build, train, val, TrainConfig(**config["train"]), run_dir, standard_callbacks(run_dir, callbacks))
+    train, val = pipelines(config)
+    trainer = Trainer(build, train, val, TrainConfig(**config["train"]), run_dir, standard_callbacks(run_dir, callbacks), label=label)
     return trainer, trainer.fit(resume=resume)
 
 
-def train_members(specs, splits, config, run_dir, resume=False):
-    """GB U-Net stage 1: train each member given as a spec dict (skipping members a previous
-    run finished); ``.keras`` paths are used as they are. Returns the members' model paths."""
-    paths = []
-    for index, spec in enumerate(specs):
-        if isinstance(spec, (str, Path)):
-            paths.append(str(spec))
-            continue
-        member_dir = Path(run_dir) / "members" / str(index)
-        if not (member_dir / "done").is_file():
-            options = {k: v for k, v in spec.items() if k != "arch"}
-            train_stage(lambda: build_model(spec["arch"], **options), splits, config, member_dir,
-                        resume=resume and (member_dir / "checkpoints" / "last").exists())
-            (member_dir / "done").write_text("stage 1 finished\n")
-        paths.append(str(member_dir / "best.keras"))
-    return paths
+def stacked_plan(config, members, pipelines, run_dir):
+    """The plan of a GB U-Net or ensemble run (:mod:`nuclei_tf.train.plan`), one row per member
+    then the second stage; building the rows fails at once on a member that cannot be built
+    (e.g. ImageNet encoder weights missing offline)."""
+    rows = []
+    for m in members:
+        label = f"member {m.index + 1}/{len(members)} {m.name}"
+        if m.finished:
+            rows.append(plan_row(label, f"reuse {m.model_path}", lambda m=m: load_member(str(m.model_path))))
+        else:
+            action = "resume" if (m.run_dir / "checkpoints" / "last").exists() else "train"
+            rows.append(plan_row(label, f"{action} ({m.source}) in {m.run_dir}", lambda m=m: load_member(m.build_options),
+                                 m.config, pipelines.steps(m.config)))
+    options = {**config["model"], "members": [m.build_options for m in members]}
+    trains = config["arch"] != "ensemble"
+    rows.append(plan_row(f"stage 2 {config['arch']}", f"{'train' if trains else 'assemble'} in {run_dir}",
+                         lambda: build_model(config["arch"], **options), config if trains else None,
+                         pipelines.steps(config) if trains else 0))
+    return rows
+
+
+def train_members(config, run_dir, pipelines, resume=False, report=print, **datasets):
+    """Stage 1 (Lagree 2021 Fig. 1): print the plan, then train the members not yet trained, each
+    in its own run folder (resumed from its checkpoint when one is there). Returns the
+    members' ``.keras`` paths."""
+    members = resolve_members(config["members"], config, run_dir)
+    report(f"{config['arch']}: {len(members)} members, then stage 2 (estimated on this machine)")
+    for row in stacked_plan(config, members, pipelines, run_dir):
+        report(row.line())
+    for m in members:
+        if not m.finished:
+            checkpoint = (m.run_dir / "checkpoints" / "last").exists()
+            fit_run(m.config, m.run_dir, resume=checkpoint, label=f"member {m.index + 1}/{len(members)} {m.name}",
+                    pipelines=pipelines, **datasets)
+    return [str(m.model_path) for m in members]
+
+
+def save_ensemble(build, run_dir):
+    """The U-Net ensemble has no trainable weight: it is saved as ``best.keras`` without training."""
+    model = build()
+    model.save(Path(run_dir) / "best.keras")
+    return model
 
 
 def plot_history(history, path):
@@ -116,31 +170,38 @@ def plot_history(history, path):
     plt.close(figure)
 
 
-def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, callbacks=()):
-    """Train ``config`` under its protocol into ``run_dir``; returns the summary dict."""
+def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, callbacks=(), label="", pipelines=None):
+    """Train ``config`` under its protocol into ``run_dir``; returns the summary dict. A GB U-Net
+    or ensemble config first trains (or reuses) its members (:func:`train_members`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     policy = set_precision(config["precision"])
     splits = split_protocol(config["protocol"], monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=config["seed"])
+    pipelines = pipelines or Pipelines(splits, run_dir / "cache")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / "environment.json").write_text(json.dumps(environment(policy), indent=2))
     (run_dir / "datasets.json").write_text(json.dumps(dataset_checksums({k: splits[k] for k in ("train", "val") if k in splits}), indent=1))
     started = time.time()
     model_options = dict(config["model"])
-    if config["arch"] == "gbunet":
-        model_options["members"] = train_members(config["members"] or [], splits, config, run_dir, resume)
-    trainer, history = train_stage(lambda: build_model(config["arch"], **model_options), splits, config, run_dir,
-                                   resume=resume, callbacks=callbacks, cache_dir=run_dir / "cache")
+    if config["arch"] in STACKED:
+        model_options["members"] = train_members(config, run_dir, pipelines, resume, monuseg=monuseg, tnbc=tnbc, dsb=dsb)
+    build = lambda: build_model(config["arch"], **model_options)  # noqa: E731
+    if config["arch"] == "ensemble":
+        model, history, best = save_ensemble(build, run_dir), [], run_dir / "best.keras"
+    else:
+        trainer, history = train_stage(build, pipelines, config, run_dir, resume=resume, callbacks=callbacks,
+                                       label=label or ("stage 2" if config["arch"] in STACKED else ""))
+        model, best = trainer.model, trainer.best_path
     summary = {
         "arch": config["arch"],
         "protocol": config["protocol"],
         "seed": config["seed"],
         "precision": policy,
-        "parameters": int(trainer.model.count_params()),
+        "parameters": int(model.count_params()),
         "epochs": len(history),
         "best_val_loss": min((h.get("val_loss", h["loss"]) for h in history), default=None),
         "history": history,
-        "best_model": str(trainer.best_path),
+        "best_model": str(best),
         "seconds": round(time.time() - started, 1),
         "images": {k: len(v) for k, v in splits.items()},
     }

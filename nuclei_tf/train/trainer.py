@@ -38,11 +38,12 @@ class Trainer:
     """Train ``build_model()`` on ``train_data`` (a :class:`~nuclei_tf.data.pipeline.TrainingPipeline`).
 
     ``run_dir`` receives ``checkpoints/last`` (every epoch end and on Ctrl-C) and
-    ``best.keras`` (lowest validation loss). ``callbacks`` are any ``keras.callbacks``.
+    ``best.keras`` (lowest validation loss). ``callbacks`` are any ``keras.callbacks``; ``label``
+    prefixes the progress bars (e.g. "member 2/3 unet_modified").
     """
 
-    def __init__(self, build_model, train_data, val_data, config, run_dir, callbacks=(), strategy=None, verbose=True):
-        self.config, self.train_data, self.val_data = config, train_data, val_data
+    def __init__(self, build_model, train_data, val_data, config, run_dir, callbacks=(), strategy=None, verbose=True, label=""):
+        self.config, self.train_data, self.val_data, self.label = config, train_data, val_data, label
         self.run_dir = Path(run_dir)
         self.strategy = strategy or select_strategy()
         self.chief = is_chief(self.strategy)
@@ -122,7 +123,7 @@ class Trainer:
         if self.config.steps_per_epoch:
             steps = min(steps, self.config.steps_per_epoch)
         losses, dices = [], []
-        bar = tqdm(total=steps, initial=state["batch"], desc=f"epoch {epoch + 1}/{self.config.total_epochs}",
+        bar = tqdm(total=steps, initial=state["batch"], desc=f"{self.label + ' ' if self.label else ''}epoch {epoch + 1}/{self.config.total_epochs}",
                    disable=not self.verbose, leave=True)
         for x, y, w in self._batches(self.train_data, epoch, skip=state["batch"], limit=steps):
             self.callbacks.on_train_batch_begin(state["batch"])
