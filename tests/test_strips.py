@@ -99,3 +99,25 @@ def test_real_monuseg_nuclei_by_strips(monuseg_root):
     whole = probability_to_instances(probability, settings)
     assert whole.max() > 300
     assert_same_nuclei(by_strips(probability, settings, strip_rows=97, sizes=(128,)), whole)
+
+
+def cut_blocks(probability, sizes, row):
+    """The blocks of ``blocks_of`` from the one holding ``row`` on, the first cut to start there."""
+    for top, rows in blocks_of(probability, sizes):
+        if top + len(rows) > row:
+            yield max(top, row), rows[max(row - top, 0) :]
+
+
+@pytest.mark.parametrize("strip_rows", [16, 61])
+def test_resuming_after_any_strip_gives_the_same_strips(strip_rows):
+    probability = blob_field((230, 170), seed=7)
+    settings = PostProcess(threshold=0.55, split="watershed")
+    strips = list(instance_strips(blocks_of(probability, (37,)), len(probability), settings, strip_rows))
+    assert len(strips) > 3
+    for k, stopped in enumerate(strips[:-1]):
+        resumed = list(instance_strips(cut_blocks(probability, (37,), stopped.resume["row"]), len(probability), settings,
+                                       strip_rows, resume=stopped.resume))
+        assert len(resumed) == len(strips) - k - 1
+        for a, b in zip(resumed, strips[k + 1 :]):
+            assert (a.top, a.first_id, a.final, a.resume) == (b.top, b.first_id, b.final, b.resume)
+            np.testing.assert_array_equal(a.labels, b.labels)

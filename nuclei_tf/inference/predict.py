@@ -13,67 +13,93 @@ equalised and de-noised first (a float32 copy of the image: these are global ope
 import numpy as np
 from tqdm import tqdm
 
+from nuclei_tf.inference.sources import ArraySource, tile_rows
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
-from nuclei_tf.preprocess.tiling import blend_window, pad_to, tile_starts
+from nuclei_tf.preprocess.tiling import blend_window, tile_starts
 
-#: images with more pixels than this get their stain statistics from a strided sub-sample.
-SUBSAMPLE_ABOVE = 2048 * 2048
-
-
-def stain_function(bundle, image):
-    """Per-tile stain normalisation for ``image`` (identity when the model uses none)."""
+def stain_function(bundle, source):
+    """Per-tile stain normalisation for ``source`` (identity when the model uses none)."""
     if bundle.stain == "none":
         return lambda tile: tile
     from nuclei_tf.preprocess.macenko import BackgroundError, MacenkoNormalizer
 
     normaliser = MacenkoNormalizer(convention=bundle.stain.split(":", 1)[1] if ":" in bundle.stain else "classic")
-    step = int(np.ceil(np.sqrt(image.shape[0] * image.shape[1] / SUBSAMPLE_ABOVE)))
     try:
-        statistics = normaliser.source_statistics(image[::step, ::step])
+        statistics = normaliser.source_statistics(source.statistics_sample())
     except BackgroundError:
         return lambda tile: tile  # a background-only image is left as it is
     return lambda tile: normaliser.apply(tile, statistics)
 
 
-def probability_rows(bundle, image, batch_size=8, progress=False):
-    """Yield ``(top, rows)``: the float16 nucleus probability of an RGB uint8 image of any
-    size, in consecutive blocks of finished rows (each at most one tile high)."""
-    height, width = image.shape[:2]
-    tile = bundle.tile
+def as_source(bundle, image):
+    """``image`` as a tile source: an RGB array (CLAHE + TV applied first for such models) or a
+    source already (:mod:`nuclei_tf.inference.sources`)."""
+    if not isinstance(image, np.ndarray):
+        if bundle.clahe_tv:
+            raise ValueError("a CLAHE + TV model (Long 2020) equalises whole images; it cannot run on a slide")
+        return image
     if bundle.clahe_tv:
         from nuclei_tf.preprocess.clahe_tv import clahe_tv
 
         image = clahe_tv(image)
-    padded = pad_to(image, tile, tile)
-    rows = tile_starts(padded.shape[0], tile, bundle.overlap) + [padded.shape[0]]
-    cols = tile_starts(padded.shape[1], tile, bundle.overlap)
-    normalise = stain_function(bundle, image)
+    return ArraySource(image, bundle.tile)
+
+
+def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
+    """Yield ``(top, rows)``: the float16 nucleus probability of an RGB uint8 image of any size
+    (or of a tile source such as a slide), in consecutive blocks of finished rows (each at most
+    one tile high). Tiles without tissue are not predicted (probability 0 where no tile was).
+
+    ``start_row``: begin with the block holding that row (cut to start there), computing only the
+    tile rows it needs; its values equal those of a run from row 0 (a resumed slide).
+    """
+    source = as_source(bundle, image)
+    height, width = source.shape
+    tile = bundle.tile
+    padded_height, padded_width = max(height, tile), max(width, tile)
+    rows = tile_starts(padded_height, tile, bundle.overlap) + [padded_height]
+    cols = tile_starts(padded_width, tile, bundle.overlap)
+    first = next(i for i, r in enumerate(rows[:-1]) if r + tile > start_row)  # the first tile row touching start_row
+    normalise = stain_function(bundle, source)
     maximum = bundle.blend == "max"  # Long 2020: "the maximum value of all predictions ... at one pixel"
     window = None if maximum else blend_window(tile, bundle.blend)
     empty = -np.inf if maximum else 0.0
-    total = np.full((tile, padded.shape[1]), empty)
-    weight = None if maximum else np.zeros((tile, padded.shape[1]))
-    with tqdm(total=(len(rows) - 1) * len(cols), desc="tiles", disable=not progress, leave=False) as bar:
-        for r, following in zip(rows[:-1], rows[1:]):
-            for start in range(0, len(cols), batch_size):
-                chunk = cols[start : start + batch_size]
-                tiles = np.stack([normalise(padded[r : r + tile, c : c + tile]) for c in chunk])
-                for c, probability in zip(chunk, bundle.probabilities(tiles)):
+    total = np.full((tile, padded_width), empty)
+    weight = None if maximum else np.zeros((tile, padded_width))
+    starts = rows[first:-1]
+    kept = sum(source.has_tissue(c, r, tile, tile) for r in starts for c in cols) if progress else 0
+    following_of = dict(zip(rows[:-1], rows[1:]))
+    with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
+        for r, tiles in tile_rows(source, starts, cols, tile, normalise):
+            for begin in range(0, len(tiles), batch_size):
+                chunk = tiles[begin : begin + batch_size]
+                probabilities = bundle.probabilities(np.stack([t for _, t in chunk]))
+                for (c, _), probability in zip(chunk, probabilities):
                     if maximum:
                         np.maximum(total[:, c : c + tile], probability, out=total[:, c : c + tile])
                     else:
                         total[:, c : c + tile] += probability * window
                         weight[:, c : c + tile] += window
                 bar.update(len(chunk))
+            following = following_of[r]
             finished = min(following, height) - r  # rows above the next tile row are finished
-            if finished > 0:
-                block = total[:finished, :width] if maximum else total[:finished, :width] / weight[:finished, :width]
-                yield r, block.astype(np.float16)
+            skip = max(start_row - r, 0)
+            if finished > skip:
+                block = _finished_rows(total, weight, finished, width)
+                yield r + skip, block[skip:]
             step = following - r
             for band, fill in ((total, empty), (weight, 0.0)):  # slide the band down to the next tile row, in place
                 if band is not None:
                     band[: tile - step] = band[step:]
                     band[tile - step :] = fill
+
+
+def _finished_rows(total, weight, rows, width):
+    """The float16 probability of the first ``rows`` rows of the band (0 where no tile was predicted)."""
+    if weight is None:
+        return np.maximum(total[:rows, :width], 0.0).astype(np.float16)  # -inf where no tile: 0
+    covered = weight[:rows, :width]
+    return np.divide(total[:rows, :width], covered, out=np.zeros_like(covered), where=covered > 0).astype(np.float16)
 
 
 def predict_probability(bundle, image, batch_size=8, progress=False):

@@ -45,6 +45,7 @@ class InstanceStrip:
     labels: np.ndarray
     first_id: int
     final: int
+    resume: dict = None  #: ``instance_strips(..., resume=...)`` continues right after this strip
 
     @property
     def count(self):
@@ -80,18 +81,23 @@ def _window(mask, top, done, height, settings):
     return new_done, filled_mask_to_instances(owned[clusters], settings)
 
 
-def instance_strips(blocks, height, settings, strip_rows=1024):
+def instance_strips(blocks, height, settings, strip_rows=1024, resume=None):
     """Yield :class:`InstanceStrip` for probability ``blocks`` ``(top, rows)`` given in order.
 
     ``blocks`` must tile rows 0..``height`` without gaps; a window is processed each time
     ``strip_rows`` new rows have arrived (and at the end). Memory: one window of booleans
     and its post-processing temporaries (~30 bytes per window pixel); a window holds about
     ``strip_rows`` rows, more only while a single cluster is taller than that.
+
+    ``resume``: a strip's ``resume`` dict; ``blocks`` then start at its row ``"row"`` (cut
+    there, block boundaries unchanged after it), and the strips that follow equal those of
+    an uninterrupted run.
     """
     if strip_rows <= HALO:
         raise ValueError(f"strip_rows must exceed {HALO}, got {strip_rows}")
-    pending, top, done, next_id, attempted = [], 0, 0, 1, 0
-    received = 0
+    state = resume or {"row": 0, "done": 0, "next_id": 1, "attempted": 0}
+    pending, top, done, next_id, attempted = [], state["row"], state["done"], state["next_id"], state["attempted"]
+    received = top
     for start, rows in blocks:
         if start != received:
             raise ValueError(f"probability rows must arrive in order: expected row {received}, got {start}")
@@ -106,9 +112,10 @@ def instance_strips(blocks, height, settings, strip_rows=1024):
             pending = [mask]
             continue
         strip = InstanceStrip(top, labels, next_id, new_done)
-        yield strip
         next_id += strip.count
         keep = max(new_done - HALO, 0)
+        strip.resume = {"row": keep, "done": new_done, "next_id": next_id, "attempted": attempted}
+        yield strip
         pending, top, done = [mask[keep - top :]], keep, new_done
     if received != height:
         raise ValueError(f"probability rows ended at row {received} of {height}")
