@@ -13,11 +13,13 @@ model_option = click.option(
 )
 
 
-def run_prediction(images, out_dir, model_path=None, batch_size=8):
+def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None):
     """Segment each image and write its outputs, streamed strip by strip (whole slides fit in
-    bounded memory); returns the output paths per image."""
+    bounded memory); returns the output paths per image. Whole slides (and any image given
+    ``mpp`` or ``roi``, or recording a resolution other than the model's) go through
+    :func:`~nuclei_tf.inference.wsi.predict_slide` at the model's resolution."""
     from nuclei_tf.data.errors import DataError
-    from nuclei_tf.data.io import read_image
+    from nuclei_tf.data.slide import open_slide
     from nuclei_tf.inference import load_bundle
     from nuclei_tf.inference.outputs import write_segmentation
     from nuclei_tf.inference.predict import segment_strips
@@ -25,7 +27,13 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8):
     bundle = load_bundle(model_path)
     written = {}
     for path in images:
-        image = read_image(path)
+        with open_slide(path) as slide:
+            if needs_slide_path(slide, bundle, mpp, roi):
+                written[path], count = predict_slide_cli(bundle, slide, Path(path), out_dir, model_path, batch_size, mpp, roi,
+                                                         tissue, overlay)
+                click.echo(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
+                continue
+            image = slide.read_region(0, 0, 0, *slide.dimensions)
         large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
         strips = segment_strips(bundle, image, batch_size=batch_size, progress=large)
         try:
@@ -38,15 +46,70 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8):
     return written
 
 
+def needs_slide_path(slide, bundle, mpp, roi):
+    """Whole slides, and plain images given --mpp / --roi or recording a resolution more than 5%
+    away from the model's, are predicted at the model's resolution."""
+    from nuclei_tf.data.slide import plausible_mpp
+
+    if slide.is_whole_slide or mpp is not None or roi is not None:
+        return True
+    return plausible_mpp(slide.mpp) and bundle.mpp is not None and abs(slide.mpp / bundle.mpp - 1) > 0.05
+
+
+def predict_slide_cli(bundle, slide, path, out_dir, model_path, batch_size, mpp, roi, tissue, overlay):
+    """One slide through :func:`~nuclei_tf.inference.wsi.predict_slide`, with what to do next
+    said on Ctrl-C or a failed read (the finished strips are kept)."""
+    import sys
+
+    from nuclei_tf.data.errors import DataError
+    from nuclei_tf.data.slide import ResampledView
+    from nuclei_tf.inference.wsi import predict_slide, stop_message
+
+    if bundle.mpp is None:
+        raise DataError(model_path or "the model folder", "records no training resolution ('mpp' in config.json), so slides "
+                        "cannot be brought to it; add the microns per pixel of its training images there")
+    view = ResampledView(slide, bundle.mpp, slide_mpp=mpp, roi=roi)
+    if getattr(view, "assumed_mpp", False):
+        click.echo(f"note: {path} records no resolution: its pixels are taken as the model's {bundle.mpp} um/px (pass --mpp)")
+    try:
+        return predict_slide(bundle, slide, view, out_dir, path.stem, model_path or "shipped", tissue=tissue, overlay=overlay,
+                             batch_size=batch_size, echo=click.echo)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: {stop_message(out_dir, path.stem)}", err=True)
+        sys.exit(130)
+    except DataError as exc:
+        raise DataError(exc.path, f"{exc.problem}; {stop_message(out_dir, path.stem)}") from None
+
+
+def parse_roi(ctx, param, value):
+    """--roi X,Y,W,H as four integers (level-0 pixels)."""
+    if value is None:
+        return None
+    try:
+        x, y, w, h = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected X,Y,W,H (four integers, level-0 pixels), got {value!r}") from None
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise click.BadParameter(f"X and Y must be >= 0 and W, H > 0, got {value!r}")
+    return x, y, w, h
+
+
 @click.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @model_option
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per model call.")
+@click.option("--mpp", type=float, help="Microns per pixel of the slide's level 0 (overrides what the file records).")
+@click.option("--roi", callback=parse_roi, help="X,Y,W,H: predict only this region (level-0 pixels).")
+@click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides).")
+@click.option("--overlay/--no-overlay", default=None, help="Write <stem>.overlay.png (default: for regions up to 100 Mpx).")
 @data_errors_as_usage
-def predict(images, out_dir, model_path, batch_size):
-    """Segment nuclei in IMAGES of any size: <stem>.labels.tif, .overlay.png, .geojson, .csv."""
-    run_prediction(images, out_dir, model_path, batch_size)
+def predict(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay):
+    """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...): <stem>.labels.tif,
+    .geojson (QuPath detections), .csv, .overlay.png; a stopped slide run continues when run again."""
+    if mpp is not None and not 0.05 <= mpp <= 20:
+        raise click.BadParameter(f"{mpp} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")
+    run_prediction(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay)
 
 
 @click.command()
@@ -91,6 +154,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, o
     import yaml
 
     from nuclei_tf.data import split_protocol
+    from nuclei_tf.data.protocols import TRAINING_MPP
     from nuclei_tf.inference import ModelBundle, save_bundle
     from nuclei_tf.inference.calibrate import calibrate as search
     from nuclei_tf.models import load_model
@@ -99,7 +163,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, o
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
-    bundle = ModelBundle(load_model(model_path), stain=stain, tile=tile, overlap=overlap)
+    bundle = ModelBundle(load_model(model_path), stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol))
     validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
     bundle.postprocess, table = search(bundle, validation, metric=metric)
     best = table[(bundle.postprocess.split, bundle.postprocess.threshold)]

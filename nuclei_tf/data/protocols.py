@@ -155,6 +155,12 @@ def long2020_train_val(stage1_train, seed):
     return train_val_split(stage1_train.records(greyscale_only=True), seed)
 
 
+#: microns per pixel of each protocol's training images, recorded in model folders: MoNuSeg
+#: (TCGA slides scanned at 40x by Aperio scanners, 0.2462-0.2527 um/px) and TNBC (40x, Naylor et
+#: al. 2018) are about 0.25 um/px; DSB 2018 mixes microscopes and magnifications (unknown).
+TRAINING_MPP = {"lagree2021": 0.25, "ledinh2021": 0.25, "kasturi2022": 0.25, "long2020": None}
+
+
 def get_protocol(name):
     """The protocol function registered under ``name`` (a clear error lists the valid names)."""
     try:

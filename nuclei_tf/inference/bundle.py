@@ -1,7 +1,7 @@
 """A shipped model folder (stardist-style): ``model.keras`` + ``config.json``.
 
 ``config.json`` holds everything needed to use the model the way it was validated: the
-preprocessing (stain normalisation, or Long 2020's CLAHE + TV with ``clahe_tv``), the tiling (tile size, overlap, blend), the chosen
+resolution it was trained at (``mpp``, microns per pixel), the preprocessing (stain normalisation, or Long 2020's CLAHE + TV with ``clahe_tv``), the tiling (tile size, overlap, blend), the chosen
 post-processing (threshold, watershed splitting...) and provenance (protocol, metrics).
 A bare ``.keras`` file is also accepted, with default settings.
 """
@@ -30,6 +30,7 @@ class ModelBundle:
     tile: int = 256
     overlap: float = 0.5
     blend: str = "smooth"
+    mpp: float = None  #: microns per pixel of the training images (None: unknown, e.g. DSB 2018's mixed microscopes)
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
 
@@ -51,7 +52,7 @@ class ModelBundle:
 
     def settings(self):
         return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
-                "postprocess": self.postprocess.to_dict(), **self.info}
+                "mpp": self.mpp, "postprocess": self.postprocess.to_dict(), **self.info}
 
 
 def default_model_path():
@@ -73,7 +74,7 @@ def load_bundle(path=None):
     model = load_model(model_file)
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     post = PostProcess.from_dict(config.pop("postprocess", {}))
-    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend") if k in config}
+    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 

@@ -1,0 +1,239 @@
+"""Whole-slide prediction: a slide (SVS, NDPI, MIRAX, SCN, tiled TIFF, ...) at the model's
+resolution, tissue only, strip by strip, resumable, with QuPath-ready outputs in level-0 pixels.
+
+1. :class:`~nuclei_tf.data.slide.ResampledView` reads the pyramid level closest to the model's
+   microns per pixel (``bundle.mpp``) and resamples it; the slide's MPP (or ``--mpp``) is required.
+2. :func:`~nuclei_tf.preprocess.tissue.tissue_mask` on a thumbnail decides which tiles are
+   predicted; ``<stem>.tissue.png`` shows it.
+3. :func:`~nuclei_tf.inference.predict.probability_rows` and
+   :func:`~nuclei_tf.postprocess.strips.instance_strips` produce nuclei strip by strip; each strip
+   is recorded in ``<stem>.parts`` (:class:`~nuclei_tf.inference.resume.StripParts`) and its
+   nuclei stream into ``<stem>.csv`` and ``<stem>.geojson`` (QuPath detections with measurements:
+   :func:`~nuclei_tf.postprocess.measurements.nucleus_measurements`).
+4. When every strip is done: ``<stem>.labels.tif`` (pyramidal, level-0 pixels of the region),
+   ``<stem>.overlay.png`` for regions up to :data:`OVERLAY_MAX_PIXELS` (or on request), and every
+   file is renamed from ``.partial`` to its name.
+"""
+import csv
+import hashlib
+import json
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nuclei_tf.inference.outputs import FinishedRows, OverlayRows, geojson_feature, polygons
+from nuclei_tf.inference.png import PngRows
+from nuclei_tf.inference.predict import probability_rows
+from nuclei_tf.inference.pyramid import write_label_pyramid
+from nuclei_tf.inference.resume import StripParts
+from nuclei_tf.inference.sources import SlideSource
+from nuclei_tf.postprocess.measurements import nucleus_measurements
+from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
+from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask
+
+#: regions with more level-0 pixels than this get no overlay PNG unless asked for
+OVERLAY_MAX_PIXELS = 100_000_000
+#: long side of the thumbnail that tissue detection and stain statistics use
+THUMBNAIL = 2048
+CSV_COLUMNS = ["id", "centroid_x", "centroid_y", "area_um2", "perimeter_um", "circularity", "haematoxylin_od"]
+MEASUREMENTS = {"area_um2": "Area µm^2", "perimeter_um": "Perimeter µm", "circularity": "Circularity",
+                "haematoxylin_od": "Hematoxylin OD mean"}
+
+
+@dataclass
+class SlideRun:
+    """What one ``predict`` of a slide computes (its fingerprint decides whether parts resume)."""
+
+    slide: object
+    view: object
+    bundle: object
+    tissue: bool
+    overlay: bool
+
+    def fingerprint(self, model_path):
+        settings = json.dumps(self.bundle.settings(), sort_keys=True, default=str)
+        return {
+            "slide": str(Path(self.slide.path).resolve()),
+            "slide_bytes": Path(self.slide.path).stat().st_size,
+            "model": str(model_path),
+            "model_settings": hashlib.sha256(settings.encode()).hexdigest(),
+            "model_mpp": self.bundle.mpp,
+            "downsample": self.view.downsample,
+            "level": self.view.level,
+            "region": [*self.view.origin, *self.view.shape],
+            "tissue": self.tissue,
+        }
+
+
+class SlideRecords:
+    """Streams each strip's nuclei into ``<stem>.csv`` and ``<stem>.geojson`` in level-0 pixels."""
+
+    def __init__(self, run, table, features, stem, count=0):
+        self.run, self.table, self.features, self.stem, self.count = run, table, features, stem, count
+        self.writer = csv.writer(table)
+        if table.tell() == 0:
+            self.writer.writerow(CSV_COLUMNS)
+            features.write('{"type": "FeatureCollection", "features": [')
+
+    def to_level0(self, x, y):
+        """Model-space -> level-0 coordinates, both continuous (QuPath's: pixel i spans [i, i + 1))."""
+        return self.run.view.to_level0(x, y)
+
+    def add(self, strip, source):
+        """Measure and write the nuclei of ``strip`` (local ids + ``first_id`` - 1)."""
+        if not strip.count:
+            return
+        rows, cols = np.nonzero(strip.labels)
+        left, right = int(cols.min()), int(cols.max()) + 1
+        labels = strip.labels[:, left:right]
+        image = source.read(left, strip.top, right - left, len(labels))
+        offset = strip.first_id - 1
+        rings = polygons(labels)
+        for m in nucleus_measurements(labels, image, self.run.bundle.mpp):
+            label = m["id"] + offset
+            x, y = self.to_level0(m["centroid_x"] + left, m["centroid_y"] + strip.top)
+            self.writer.writerow([label, f"{x:.2f}", f"{y:.2f}", *(f"{m[k]:.4g}" for k in MEASUREMENTS)])
+            ring = [list(self.to_level0(px + left + 0.5, py + strip.top + 0.5)) for px, py in rings[m["id"]]]  # vertices: pixel centres
+            feature = geojson_feature(label, ring)
+            feature["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"nuclei-tf/{self.stem}/{label}"))
+            feature["properties"]["measurements"] = {name: float(m[key]) for key, name in MEASUREMENTS.items()}
+            self.features.write(("," if self.count else "") + json.dumps(feature))
+            self.count += 1
+
+    def close(self):
+        self.features.write("]}\n")
+
+
+def level0_rows(blocks, view):
+    """Model-space label row ``blocks`` ``(top, rows)`` resampled (nearest) onto the level-0 pixels
+    of the view's region, yielded as row blocks."""
+    width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
+    if view.downsample == 1.0:
+        yield from (rows for _, rows in blocks)
+        return
+    columns = np.minimum((np.arange(width0) / view.downsample).astype(np.int64), view.shape[1] - 1)
+    source_rows = np.minimum((np.arange(height0) / view.downsample).astype(np.int64), view.shape[0] - 1)
+    emitted = 0
+    for top, rows in blocks:
+        stop = np.searchsorted(source_rows, top + len(rows))  # level-0 rows whose source row has arrived
+        if stop > emitted:
+            yield rows[source_rows[emitted:stop] - top][:, columns]
+            emitted = stop
+
+
+class Level0Image:
+    """Row slices ``[a:b]`` of the region's level-0 RGB pixels, read from the slide on demand."""
+
+    def __init__(self, slide, origin, width):
+        self.slide, self.origin, self.width = slide, origin, width
+
+    def __getitem__(self, rows):
+        x, y = self.origin
+        return self.slide.read_region(int(x), int(y) + rows.start, 0, self.width, rows.stop - rows.start)
+
+
+def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, overlay=None, batch_size=8,
+                  progress=True, echo=print):
+    """Segment the nuclei of ``view`` (a :class:`~nuclei_tf.data.slide.ResampledView` of ``slide``)
+    into ``out_dir``; continues a run of the same command that was stopped. Returns
+    ``(paths, nuclei)``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
+    overlay = width0 * height0 <= OVERLAY_MAX_PIXELS if overlay is None else overlay
+    run = SlideRun(slide, view, bundle, tissue, overlay)
+    thumbnail = slide.thumbnail(THUMBNAIL)
+    tissue_map = None
+    if tissue:
+        mask = tissue_mask(thumbnail)
+        save_tissue_png(mask, out_dir / f"{stem}.tissue.png", thumbnail)
+        tissue_map = TissueMap(mask, slide.dimensions[0] / mask.shape[1])
+    source = SlideSource(view, tissue_map, thumbnail)
+    paths = {kind: out_dir / f"{stem}{suffix}" for kind, suffix in
+             (("labels", ".labels.tif"), ("geojson", ".geojson"), ("csv", ".csv"), ("overlay", ".overlay.png"))}
+    if not overlay:
+        paths.pop("overlay")
+    partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
+    parts = StripParts(out_dir / f"{stem}.parts", run.fingerprint(model_path))
+    _report_plan(source, bundle, view, slide, parts, echo)
+    height, width = view.shape
+    state = parts.progress or {}
+    for kind in ("csv", "geojson"):
+        with open(partial[kind], "a+b") as handle:  # drop what a stopped run wrote after its last strip
+            handle.truncate(state.get(f"{kind}_bytes", 0))
+    finished = FinishedRows(width)
+    finished.top, band = parts.band()
+    if band is not None:
+        finished.band = band
+    with open(partial["csv"], "a", newline="") as table, open(partial["geojson"], "a") as features:
+        records = SlideRecords(run, table, features, stem, state.get("nuclei", 0))
+        if not state.get("complete"):
+            resume = state.get("resume")
+            blocks = probability_rows(bundle, source, batch_size, progress, start_row=resume["row"] if resume else 0)
+            for strip in instance_strips(blocks, height, bundle.postprocess, strip_rows_for(width), resume=resume):
+                records.add(strip, source)
+                top, rows = finished.add(strip)
+                table.flush()
+                features.flush()
+                parts.save(top, rows, finished.top, finished.band, {
+                    "resume": strip.resume, "nuclei": records.count, "row": strip.final, "rows": height,
+                    "csv_bytes": table.tell(), "geojson_bytes": features.tell(), "complete": strip.final >= height})
+        if finished.top != height:
+            raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
+        records.close()
+    _write_labels(parts, view, slide, partial, overlay)
+    for kind, path in partial.items():
+        path.replace(paths[kind])
+    parts.remove()
+    return paths, records.count
+
+
+def _report_plan(source, bundle, view, slide, parts, echo):
+    height, width = view.shape
+    echo(f"{slide.path}: {slide.dimensions[0]} x {slide.dimensions[1]} px at {view.slide_mpp:.4f} um/px "
+         f"-> level {view.level}, resampled x{1 / view.downsample:.3f} to the model's {bundle.mpp} um/px "
+         f"({width} x {height} px)")
+    if source.tissue is not None:
+        echo(f"tissue: {100 * source.tissue.kept_fraction:.1f}% of the slide")
+    if parts.strips:
+        progress = parts.progress
+        echo(f"resuming after strip {parts.strips} (row {progress['row']} of {progress['rows']}, "
+             f"{progress['nuclei']} nuclei so far) from {parts.folder}")
+
+
+def _write_labels(parts, view, slide, partial, overlay):
+    """The level-0 label pyramid (and overlay) of the region, from the recorded strips."""
+    width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
+    blocks = level0_rows(parts.final_rows(), view)
+    with ExitStack() as stack:
+        drawer = None
+        if overlay:
+            png = stack.enter_context(PngRows(partial["overlay"], width0, height0))
+            drawer = OverlayRows(Level0Image(slide, view.origin, width0), png)
+            blocks = _drawn(blocks, drawer)
+        write_label_pyramid(partial["labels"], blocks, height0, width0, mpp=view.slide_mpp)
+        if drawer is not None:
+            drawer.close()
+
+
+def _drawn(blocks, drawer):
+    """``blocks``, each drawn on the overlay as it passes."""
+    top = 0
+    for rows in blocks:
+        drawer.add(top, rows)
+        top += len(rows)
+        yield rows
+
+
+def stop_message(out_dir, stem):
+    """What to tell a user whose slide run was stopped (Ctrl-C, a failed read)."""
+    progress = Path(out_dir) / f"{stem}.parts" / "progress.json"
+    if not progress.is_file():
+        return "no strip was finished; nothing is kept"
+    state = json.loads(progress.read_text())
+    return (f"stopped after strip {state['strips']} (row {state['row']} of {state['rows']}, {state['nuclei']} nuclei); "
+            f"the finished strips are kept in {progress.parent}: run the same command again to continue")
+
