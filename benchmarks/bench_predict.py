@@ -27,7 +27,8 @@ def make_slide(size, path):
 
     sample = read_image(SAMPLE)
     reps = -(-size // sample.shape[0])
-    tifffile.imwrite(path, np.tile(sample, (reps, reps, 1))[:size, :size], tile=(512, 512), compression="zlib")
+    # a flat (strip) TIFF: a plain image, not a tiled slide (see bench_slide.py for those)
+    tifffile.imwrite(path, np.tile(sample, (reps, reps, 1))[:size, :size], rowsperstrip=512, compression="zlib")
 
 
 def full_array(slide, out, model, batch_size):

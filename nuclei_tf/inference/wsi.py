@@ -32,6 +32,7 @@ from nuclei_tf.inference.resume import StripParts
 from nuclei_tf.inference.sources import SlideSource
 from nuclei_tf.postprocess.measurements import nucleus_measurements
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
+from nuclei_tf.preprocess.tiling import tile_grid
 from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask
 
 #: regions with more level-0 pixels than this get no overlay PNG unless asked for
@@ -197,7 +198,10 @@ def _report_plan(source, bundle, view, slide, parts, echo):
          f"-> level {view.level}, resampled x{1 / view.downsample:.3f} to the model's {bundle.mpp} um/px "
          f"({width} x {height} px)")
     if source.tissue is not None:
-        echo(f"tissue: {100 * source.tissue.kept_fraction:.1f}% of the slide")
+        grid = tile_grid(view.shape, bundle.tile, bundle.overlap)
+        kept = sum(source.has_tissue(c, r, bundle.tile, bundle.tile) for r, c in grid)
+        echo(f"tissue: {100 * source.tissue.kept_fraction:.1f}% of the slide; {kept} of {len(grid)} tiles kept "
+             f"({100 * kept / len(grid):.1f}%)")
     if parts.strips:
         progress = parts.progress
         echo(f"resuming after strip {parts.strips} (row {progress['row']} of {progress['rows']}, "
