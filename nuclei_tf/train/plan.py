@@ -45,9 +45,11 @@ def step_seconds(model, batch_size, tile, channels=3):
     return time.perf_counter() - start
 
 
-def plan_row(label, action, build, config=None, steps=0):
+def plan_row(label, action, build, config=None, steps=None):
     """A :class:`PlanRow` for the model ``build()`` returns; timed when ``config`` (the config it
-    trains under) is given and the model has trainable weights."""
+    trains under) is given and the model has trainable weights. ``steps()`` gives the steps per
+    epoch; it is called after the model is built, so a model that cannot be built (ImageNet
+    weights missing offline) stops the plan before any data is loaded."""
     import keras
 
     model = build()
@@ -55,7 +57,7 @@ def plan_row(label, action, build, config=None, steps=0):
     if config is not None and model.trainable_variables:
         data = config["data"]
         row.seconds_per_step = step_seconds(model, data["batch_size"], data["tile"])
-        row.steps, row.epochs = steps, config["train"]["epochs"] + config["train"].get("fine_tune_epochs", 0)
+        row.steps, row.epochs = steps(), config["train"]["epochs"] + config["train"].get("fine_tune_epochs", 0)
     del model
     keras.backend.clear_session()
     return row

@@ -117,12 +117,12 @@ def stacked_plan(config, members, pipelines, run_dir):
         else:
             action = "resume" if (m.run_dir / "checkpoints" / "last").exists() else "train"
             rows.append(plan_row(label, f"{action} ({m.source}) in {m.run_dir}", lambda m=m: load_member(m.build_options),
-                                 m.config, pipelines.steps(m.config)))
+                                 m.config, lambda m=m: pipelines.steps(m.config)))
     options = {**config["model"], "members": [m.build_options for m in members]}
     trains = config["arch"] != "ensemble"
     rows.append(plan_row(f"stage 2 {config['arch']}", f"{'train' if trains else 'assemble'} in {run_dir}",
                          lambda: build_model(config["arch"], **options), config if trains else None,
-                         pipelines.steps(config) if trains else 0))
+                         lambda: pipelines.steps(config)))
     return rows
 
 
