@@ -197,8 +197,10 @@ class ImageSlide(Slide):
     def _read_region(self, x, y, level, width, height):
         if self._pixels is None:
             self._pixels = read_image(self.path)
-        out = np.full((height, width, 3), 255, np.uint8)
         slide_h, slide_w = self._pixels.shape[:2]
+        if (x, y, width, height) == (0, 0, slide_w, slide_h):
+            return self._pixels  # the whole image: no copy (a plain image of any size is predicted from it)
+        out = np.full((height, width, 3), 255, np.uint8)
         x0, y0 = max(x, 0), max(y, 0)
         x1, y1 = min(x + width, slide_w), min(y + height, slide_h)
         if x1 > x0 and y1 > y0:
