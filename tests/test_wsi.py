@@ -177,3 +177,22 @@ def test_another_command_does_not_mix_into_a_stopped_run(tmp_path, darkness_mode
     monkeypatch.undo()
     other = predict(pyramid_slide, "--model", darkness_model, "--roi", "0,0,512,512", "--out", tmp_path)
     assert other.exit_code == 1 and "other settings (region)" in other.output
+
+
+@pytest.mark.parametrize("downsample", [0.25 / 0.499, 1.0, 2.0, 0.7])
+def test_level0_rows_resample_labels_by_nearest_neighbour(downsample):
+    from types import SimpleNamespace
+
+    from nuclei_tf.inference.wsi import level0_rows
+
+    labels = np.random.default_rng(0).integers(0, 50, (37, 53)).astype(np.int32)
+    view = SimpleNamespace(downsample=downsample, shape=labels.shape)
+    blocks, top = [], 0
+    for size in (5, 1, 13, 18):
+        blocks.append((top, labels[top : top + size]))
+        top += size
+    out = np.vstack(list(level0_rows(iter(blocks), view)))
+    height0, width0 = round(37 * downsample), round(53 * downsample)
+    rows = np.minimum((np.arange(height0) / downsample).astype(int), 36)
+    cols = np.minimum((np.arange(width0) / downsample).astype(int), 52)
+    np.testing.assert_array_equal(out, labels[rows][:, cols])

@@ -4,6 +4,8 @@ this machine, then the same for the second stage (Lagree 2021 Fig. 1)."""
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass
 class PlanRow:
@@ -12,12 +14,14 @@ class PlanRow:
     label: str
     action: str
     parameters: int
+    trainable: int = 0
     seconds_per_step: float = None
     steps: int = 0
     epochs: int = 0
 
     def line(self):
-        text = f"  {self.label:<28} {self.parameters:>12,} params  {self.action}"
+        frozen = f" ({self.trainable:,} trainable)" if self.seconds_per_step is not None and self.trainable != self.parameters else ""
+        text = f"  {self.label:<28} {self.parameters:>12,} params{frozen}  {self.action}"
         if self.seconds_per_step is None:
             return text
         epoch = self.seconds_per_step * self.steps
@@ -53,7 +57,8 @@ def plan_row(label, action, build, config=None, steps=None):
     import keras
 
     model = build()
-    row = PlanRow(label, action, int(model.count_params()))
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+    row = PlanRow(label, action, int(model.count_params()), trainable)
     if config is not None and model.trainable_variables:
         data = config["data"]
         row.seconds_per_step = step_seconds(model, data["batch_size"], data["tile"])
