@@ -185,3 +185,22 @@ def test_unsupported_pixel_types(tmp_path):
     path2 = tmp_path / "c.tif"
     tifffile.imwrite(path2, np.zeros((4, 4, 5), np.uint8), photometric="minisblack", planarconfig="contig")
     _raises_naming(path2, "expected 1, 3 or 4 channels", read_image, path2)
+
+
+def test_palette_cmyk_and_min_is_white_images_are_read_as_a_viewer_shows_them(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    image = Image.fromarray(rgb)
+    image.convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    assert np.abs(read_image(tmp_path / "cmyk.jpg").astype(int) - rgb).mean() < 2
+    palette = image.quantize(16)
+    palette.save(tmp_path / "indexed.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "indexed.png"), np.asarray(palette.convert("RGB")))
+    tifffile.imwrite(tmp_path / "cmyk.tif", np.asarray(image.convert("CMYK")), photometric="separated")
+    np.testing.assert_array_equal(read_image(tmp_path / "cmyk.tif"), rgb)
+    colours = np.stack([np.arange(256), 255 - np.arange(256), np.full(256, 7)]).astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "indexed.tif", np.arange(12, dtype=np.uint8).reshape(3, 4), photometric="palette", colormap=colours)
+    np.testing.assert_array_equal(read_image(tmp_path / "indexed.tif")[1, 2], [6, 249, 7])
+    tifffile.imwrite(tmp_path / "white.tif", np.full((4, 4), 200, np.uint8), photometric="miniswhite")
+    assert read_image(tmp_path / "white.tif")[0, 0, 0] == 55
+    Image.fromarray(np.arange(12, dtype=np.uint8).reshape(3, 4)).convert("P").save(tmp_path / "labels.png")
+    np.testing.assert_array_equal(read_label(tmp_path / "labels.png"), np.arange(12).reshape(3, 4))  # ids, not colours

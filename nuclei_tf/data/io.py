@@ -5,6 +5,8 @@ Conversions (documented, never silent corruption):
 * RGBA -> RGB by dropping alpha (TNBC ships RGBA PNGs); grey+alpha -> grey.
 * grey-scale (H x W or H x W x 1) -> RGB by repeating the channel.
 * 16-bit -> 8-bit by the linear map ``round(x / 257)`` (0..65535 onto 0..255).
+* palette (indexed) PNG/TIFF -> the palette's colours; CMYK JPEG/TIFF -> RGB (Pillow's
+  conversion; TIFF: 255 (1 - C)(1 - K) ...); min-is-white grey TIFF -> inverted; bilevel -> grey.
 
 Anything else (floats, 2 or >4 channels, 1-D data, unreadable bytes) raises
 :class:`~nuclei_tf.data.errors.DataError` naming the file.
@@ -40,23 +42,56 @@ def _tiff_first_page(tif, path):
     return tif.pages[0]
 
 
-def _read_array(path):
-    """Decode a TIFF (tifffile, LZW via imagecodecs) or any Pillow format to an array."""
+def _read_array(path, colour=False):
+    """Decode a TIFF (tifffile, LZW via imagecodecs) or any Pillow format to an array.
+
+    ``colour``: the pixels as a viewer shows them (palette and CMYK images become RGB(A),
+    min-is-white grey is inverted); otherwise the stored values (label maps may be palette PNGs).
+    """
     with decoding(path) as path:
         if path.suffix.lower() in TIFF_SUFFIXES:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                return _tiff_first_page(tif, path).asarray()
+                page = _tiff_first_page(tif, path)
+                array = page.asarray()
+                return _tiff_colour(page, array, path) if colour else array
         from PIL import Image
 
         limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # whole slides are not decompression bombs
         try:
             with Image.open(path) as im:
                 im.load()
+                if colour and im.mode in PILLOW_TO_RGB:
+                    im = im.convert(PILLOW_TO_RGB[im.mode])
                 return np.asarray(im)
         finally:
             Image.MAX_IMAGE_PIXELS = limit
+
+
+#: Pillow modes whose values are not what a viewer shows -> the mode they are shown in
+PILLOW_TO_RGB = {"P": "RGBA", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "1": "L"}
+
+
+def _tiff_colour(page, array, path):
+    """A TIFF page's pixels in RGB / grey as viewers show them (TIFF 6.0 PhotometricInterpretation)."""
+    import tifffile
+
+    kind = tifffile.PHOTOMETRIC
+    if page.photometric == kind.PALETTE:
+        colormap = page.colormap  # 3 x 2^bits, 16-bit
+        return np.round(colormap[:, array].transpose(1, 2, 0) / 257.0).astype(np.uint8)
+    if page.photometric == kind.MINISWHITE:
+        return np.iinfo(array.dtype).max - array if np.issubdtype(array.dtype, np.integer) else array
+    if page.photometric == kind.SEPARATED:
+        if array.ndim != 3 or array.shape[-1] != 4 or array.dtype != np.uint8:
+            raise DataError(path, f"separated (CMYK) TIFF with shape {array.shape} and type {array.dtype} is not supported; "
+                            "expected 8-bit CMYK")
+        ink = array.astype(np.float32) / 255.0  # naive CMYK -> RGB, as viewers without an ICC profile
+        return np.round(255.0 * (1.0 - ink[..., :3]) * (1.0 - ink[..., 3:])).astype(np.uint8)
+    if page.photometric not in (kind.MINISBLACK, kind.RGB, kind.YCBCR):
+        raise DataError(path, f"TIFF colour space {page.photometric.name} is not supported; save it as RGB")
+    return array
 
 
 def to_uint8(array, path):
@@ -84,7 +119,7 @@ def to_rgb(array, path):
 
 def read_image(path):
     """Read an RGB image as uint8 H x W x 3, applying the module's documented conversions."""
-    array = _read_array(path)
+    array = _read_array(path, colour=True)
     return to_rgb(to_uint8(array, path), path)
 
 
