@@ -280,3 +280,34 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     expected = stitch(np.asarray(model(tiles))[..., 0], starts, image.shape[:2], "max")
     merged = predict_probability(ModelBundle(model, clahe_tv=True, tile=64, overlap=0.0, blend="max"), image)
     np.testing.assert_allclose(merged.astype(np.float32), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("stain", "vahadane", "one of none, macenko"),
+    ("tile", "256", "an integer >= 16"),
+    ("tile", 8, "an integer >= 16"),
+    ("overlap", 1.5, "[0, 1)"),
+    ("blend", "gaussian", "one of mean, max, smooth"),
+    ("mpp", 352.8, "0.05-20"),
+    ("postprocess", {"threshold": 2}, "'postprocess.threshold' = 2"),
+    ("postprocess", {"split": "voronoi"}, "one of none, watershed"),
+    ("postprocess", {"min_size": -1}, "an integer >= 0"),
+    ("postprocess", {"thresold": 0.5}, "unknown postprocess key(s) thresold"),
+])
+def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):
+    config = json.loads((tiny_bundle_dir / "config.json").read_text())
+    config[key] = value
+    (tiny_bundle_dir / "config.json").write_text(json.dumps(config))
+    Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / "a.png")
+    for command in (["predict", str(tmp_path / "a.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "out")],
+                    ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving")]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 1 and "config.json: " in result.output and allowed in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_a_corrupt_model_file_is_named_as_corrupt(tiny_bundle_dir, tmp_path):
+    (tiny_bundle_dir / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "model.keras: cannot be loaded as a nuclei-tf Keras model: corrupt" in result.output

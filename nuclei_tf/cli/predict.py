@@ -133,7 +133,7 @@ def export(model_path, out_dir, version):
     try:
         bundle = load_bundle(model_path)
         target = export_saved_model(bundle.model, out_dir, version)
-    except (FileExistsError, FileNotFoundError) as exc:
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:  # ValueError: DataError of a bad model folder
         raise click.ClickException(str(exc)) from None
     click.echo(f"SavedModel written to {target} (signature serving_default: uint8 images -> probabilities)")
     if bundle.clahe_tv:

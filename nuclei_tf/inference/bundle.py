@@ -13,6 +13,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from nuclei_tf.data.errors import DataError
+from nuclei_tf.inference.folder_config import read_folder_config
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
 
@@ -71,8 +73,12 @@ def load_bundle(path=None):
         model_file, config_file = path, path.with_suffix(".json")
     if not model_file.is_file():
         raise FileNotFoundError(f"{model_file}: model file not found")
-    model = load_model(model_file)
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    config = read_folder_config(config_file)
+    try:
+        model = load_model(model_file)
+    except Exception as exc:  # Keras raises many types for a damaged or foreign file
+        raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
+                                    f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
     post = PostProcess.from_dict(config.pop("postprocess", {}))
     known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
