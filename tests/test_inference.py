@@ -311,3 +311,13 @@ def test_a_corrupt_model_file_is_named_as_corrupt(tiny_bundle_dir, tmp_path):
     Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / "a.png")
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1 and "model.keras: cannot be loaded as a nuclei-tf Keras model: corrupt" in result.output
+
+
+def test_two_inputs_with_one_stem_are_refused_before_any_work(tmp_path):
+    for name in ("a.png", "a.jpg", "x/b.png", "y/b.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), 100, np.uint8)).save(tmp_path / name)
+    for pair in (("a.png", "a.jpg"), ("x/b.png", "y/b.png")):
+        result = CliRunner().invoke(cli, ["predict", *(str(tmp_path / p) for p in pair), "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and "would both write" in result.output and pair[1] in result.output
+    assert not (tmp_path / "out").exists()

@@ -236,3 +236,26 @@ def test_fit_cli_runs_a_long2020_experiment_on_the_dsb_download(synthetic_dsb_do
     assert summary["protocol"] == "long2020" and summary["images"] == {"train": 4, "val": 1, "test": 3}
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
     assert all(np.isfinite(h["val_loss"]) for h in summary["history"])
+
+
+def test_fit_refuses_to_mix_two_runs_in_one_folder(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    config = {"arch": "unet_plus", "model": TINY, "data": {"tile": 32, "batch_size": 2}, "train": {"epochs": 1, "steps_per_epoch": 1}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
+    base = ["fit", "--config", str(tmp_path / "exp.yaml"), "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc),
+            "--out", str(tmp_path / "run")]
+    runner = CliRunner()
+    assert runner.invoke(cli, base, catch_exceptions=False).exit_code == 0
+    stamp = (tmp_path / "run" / "best.keras").stat().st_mtime_ns
+    again = runner.invoke(cli, base)
+    assert again.exit_code == 2 and "holds a finished run" in again.output and "--overwrite" in again.output
+    other = runner.invoke(cli, [*base, "--resume", "--batch-size", "4"])
+    assert other.exit_code == 2 and "other settings (data)" in other.output
+    assert (tmp_path / "run" / "best.keras").stat().st_mtime_ns == stamp
+    assert runner.invoke(cli, [*base, "--overwrite"], catch_exceptions=False).exit_code == 0
+    assert len(json.loads((tmp_path / "run" / "summary.json").read_text())["history"]) == 1
+    for bad in (["--epochs", "0"], ["--batch-size", "0"], ["--steps-per-epoch", "-1"]):
+        result = runner.invoke(cli, [*base[:-1], str(tmp_path / "new"), *bad])
+        assert result.exit_code == 2 and bad[0] in result.output
+    assert not (tmp_path / "new").exists()
+    fresh = runner.invoke(cli, [*base[:-1], str(tmp_path / "none"), "--resume"])
+    assert fresh.exit_code == 2 and "holds no run" in fresh.output

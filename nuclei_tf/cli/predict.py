@@ -24,6 +24,7 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     from nuclei_tf.inference.outputs import write_segmentation
     from nuclei_tf.inference.predict import segment_strips
 
+    refuse_shared_stems(images)
     bundle = load_bundle(model_path)
     written = {}
     for path in images:
@@ -44,6 +45,17 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
             raise DataError(path, str(exc)) from None
         click.echo(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
     return written
+
+
+def refuse_shared_stems(images):
+    """Outputs are named by the input's stem: two inputs with one stem would overwrite each other."""
+    seen = {}
+    for path in images:
+        stem = Path(path).stem
+        if stem in seen:
+            raise click.UsageError(f"{seen[stem]} and {path} would both write {stem}.* in the output folder; "
+                                   "rename one or predict them into different --out folders")
+        seen[stem] = path
 
 
 def needs_slide_path(slide, bundle, mpp, roi):
