@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -321,3 +322,16 @@ def test_two_inputs_with_one_stem_are_refused_before_any_work(tmp_path):
         result = CliRunner().invoke(cli, ["predict", *(str(tmp_path / p) for p in pair), "--out", str(tmp_path / "out")])
         assert result.exit_code == 2 and "would both write" in result.output and pair[1] in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_export_leaves_no_version_folder(tiny_bundle_dir, tmp_path, monkeypatch):
+
+    def interrupted(self, path, *args, **kwargs):
+        (Path(path) / "variables").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", interrupted)  # the backend's archive class
+    stopped = CliRunner().invoke(cli, ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving")])
+    assert stopped.exit_code != 0 and list((tmp_path / "serving").iterdir()) == [], (stopped.output, stopped.exception)
+    zero = CliRunner().invoke(cli, ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving"), "--version", "0"])
+    assert zero.exit_code == 2 and "--version" in zero.output

@@ -136,7 +136,7 @@ def demo(out_dir, model_path):
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model base folder for TF Serving.")
-@click.option("--version", type=int, help="Version sub-folder (default: next free integer).")
+@click.option("--version", type=click.IntRange(min=1), help="Version sub-folder (default: next free integer).")
 def export(model_path, out_dir, version):
     """Export MODEL as a TF Serving SavedModel (OUT/<version>/, uint8 images of any size in)."""
     from nuclei_tf.inference import load_bundle

@@ -6,6 +6,8 @@ up to a multiple of 32, run the model, crop back to H x W. Output ``probabilitie
 [batch, H, W, C] float32. Stain normalisation is not part of the graph: send images the
 way the model was trained (see the model folder's config.json, ``stain``).
 """
+import os
+import shutil
 from pathlib import Path
 
 import keras
@@ -30,6 +32,8 @@ def serving_function(model):
 
 def export_saved_model(model, out_dir, version=None):
     """Write the SavedModel to ``out_dir/<version>`` (next free integer by default); returns the path."""
+    if version is not None and version < 1:
+        raise ValueError(f"--version must be >= 1 (TF Serving versions are positive integers), got {version}")
     out_dir = Path(out_dir)
     if version is None:
         existing = [int(p.name) for p in out_dir.glob("*") if p.name.isdigit()] if out_dir.is_dir() else []
@@ -44,5 +48,13 @@ def export_saved_model(model, out_dir, version=None):
         fn=serving_function(model),
         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
     )
-    archive.write_out(str(target), verbose=False)
+    # written beside the versions under a name TF Serving ignores (not an integer), then renamed:
+    # an interrupted export never leaves a version folder without saved_model.pb
+    partial = out_dir / f".{version}.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        archive.write_out(str(partial), verbose=False)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return target
