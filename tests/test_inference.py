@@ -335,3 +335,20 @@ def test_an_interrupted_export_leaves_no_version_folder(tiny_bundle_dir, tmp_pat
     assert stopped.exit_code != 0 and list((tmp_path / "serving").iterdir()) == [], (stopped.output, stopped.exception)
     zero = CliRunner().invoke(cli, ["export", str(tiny_bundle_dir), "--out", str(tmp_path / "serving"), "--version", "0"])
     assert zero.exit_code == 2 and "--version" in zero.output
+
+
+def test_sigterm_stops_predict_without_partial_files(tmp_path):
+    import signal
+    import time
+
+    big = np.tile(np.asarray(Image.open("nuclei_tf/data/sample/breast_sample.png").convert("RGB")), (8, 8, 1))
+    Image.fromarray(big).save(tmp_path / "big.png")
+    command = [sys.executable, "-m", "nuclei_tf", "predict", str(tmp_path / "big.png"), "--out", str(tmp_path / "out")]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "out").glob("*.partial")) and time.time() < deadline and child.poll() is None:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 130 and "interrupted while predicting" in output, output[-2000:]
+    assert list((tmp_path / "out").iterdir()) == []

@@ -259,3 +259,28 @@ def test_fit_refuses_to_mix_two_runs_in_one_folder(synthetic_monuseg, synthetic_
     assert not (tmp_path / "new").exists()
     fresh = runner.invoke(cli, [*base[:-1], str(tmp_path / "none"), "--resume"])
     assert fresh.exit_code == 2 and "holds no run" in fresh.output
+
+
+def test_sigterm_stops_fit_like_ctrl_c_and_the_run_resumes(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = {"arch": "unet_plus", "model": TINY, "data": {"tile": 32, "batch_size": 2}, "train": {"epochs": 500, "steps_per_epoch": 2}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "nuclei_tf", "fit", "--config", str(tmp_path / "exp.yaml"), "--monuseg", str(synthetic_monuseg),
+               "--tnbc", str(synthetic_tnbc), "--out", str(run)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (run / "checkpoints" / "last").exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.5)
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 130 and "continue with --resume" in output, output[-2000:]
+    done = json.loads((run / "checkpoints" / "last" / "state.json").read_text())["epoch"]
+    resumed = CliRunner().invoke(cli, ["fit", "--out", str(run), "--resume", "--epochs", str(done + 1), "--monuseg",
+                                       str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc)], catch_exceptions=False)
+    assert resumed.exit_code == 0, resumed.output
+    assert len(json.loads((run / "summary.json").read_text())["history"]) == done + 1

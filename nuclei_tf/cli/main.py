@@ -4,6 +4,8 @@ Importing TensorFlow takes seconds, so each sub-command lives in its own module 
 is imported only when it is invoked; `nuclei-tf --help` stays instant.
 """
 import importlib
+import signal
+import threading
 import warnings
 
 import click
@@ -62,6 +64,14 @@ class LazyGroup(click.Group):
 def cli():
     """nuclei-tf: deep-learning segmentation of cell nuclei in H&E histopathology."""
     warnings.showwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+
+
+def _terminate(signum, frame):
+    """SIGTERM (sent by SLURM, docker, Kubernetes) stops a command the way Ctrl-C does: fit
+    checkpoints, a slide run keeps its finished strips, no partial file is left."""
+    raise KeyboardInterrupt
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):

@@ -1,4 +1,5 @@
 """`nuclei-tf calibrate`, `predict`, `demo` and `export`: turn a trained model into a product and use it."""
+import sys
 from pathlib import Path
 
 import click
@@ -43,6 +44,10 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
             raise
         except ValueError as exc:  # e.g. a model that outputs NaN: name the image
             raise DataError(path, str(exc)) from None
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: write_segmentation left no partial file
+            done = ", ".join(str(p) for p in written) or "none"
+            click.echo(f"\ninterrupted while predicting {path}: its outputs were not written (finished: {done})", err=True)
+            sys.exit(130)
         click.echo(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
     return written
 
@@ -71,8 +76,6 @@ def needs_slide_path(slide, bundle, mpp, roi):
 def predict_slide_cli(bundle, slide, path, out_dir, model_path, batch_size, mpp, roi, tissue, overlay):
     """One slide through :func:`~nuclei_tf.inference.wsi.predict_slide`, with what to do next
     said on Ctrl-C or a failed read (the finished strips are kept)."""
-    import sys
-
     from nuclei_tf.data.errors import DataError
     from nuclei_tf.data.slide import ResampledView
     from nuclei_tf.inference.wsi import predict_slide, stop_message
