@@ -42,3 +42,10 @@ def test_data_summary_table_and_errors(synthetic_monuseg, synthetic_tnbc):
     assert ok.exit_code == 0 and "monuseg-breast" in ok.output
     missing = CliRunner().invoke(cli, ["data", "summary", "--monuseg", str(synthetic_monuseg)])
     assert missing.exit_code == 1 and "needs the tnbc folder" in missing.output and "Traceback" not in missing.output
+
+
+def test_tensorflow_start_up_lines_are_replaced_by_one_device_line(tmp_path):
+    quiet = subprocess.run([sys.executable, "-m", "nuclei_tf", "demo", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert "TensorFlow " in quiet.stderr and " on " in quiet.stderr
+    assert not any(line.startswith(("I0000", "E0000", "W0000", "WARNING: All log")) for line in quiet.stderr.splitlines()), quiet.stderr

@@ -5,12 +5,14 @@ is imported only when it is invoked; `nuclei-tf --help` stays instant.
 """
 import importlib
 import signal
+import sys
 import threading
 import warnings
 
 import click
 
 from nuclei_tf import __version__
+from nuclei_tf.cli.tensorflow_setup import TENSORFLOW_COMMANDS, start_tensorflow
 
 #: command name -> "module:attribute" of the click command implementing it.
 COMMANDS = {
@@ -61,11 +63,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nuclei-tf")
-def cli():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own start-up and log lines.")
+@click.pass_context
+def cli(ctx, verbose):
     """nuclei-tf: deep-learning segmentation of cell nuclei in H&E histopathology."""
     warnings.showwarning = _one_line_warning
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+    if ctx.invoked_subcommand in TENSORFLOW_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
+        click.echo(start_tensorflow(verbose), err=True)
 
 
 def _terminate(signum, frame):
