@@ -1,5 +1,7 @@
 """Option decorators shared by every sub-command (one definition, many commands)."""
+import errno
 import functools
+import os
 
 import click
 
@@ -45,7 +47,8 @@ def json_option(func):
 
 
 def data_errors_as_usage(func):
-    """Turn a DataError or ValueError into one click error line instead of a traceback."""
+    """Turn a DataError, ValueError or OSError (full disk, unwritable folder, missing file) into
+    one click error line naming the file instead of a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -53,5 +56,32 @@ def data_errors_as_usage(func):
             return func(*args, **kwargs)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+        except MemoryError:
+            raise click.ClickException("out of memory; for very large images use a tiled pyramidal slide format "
+                                       "(read region by region) or a machine with more memory") from None
+        except OSError as exc:
+            raise click.ClickException(os_error_line(exc)) from None
 
     return wrapper
+
+
+def os_error_line(exc):
+    """``<file>: <reason>`` of an OSError, with what to do for a full disk or a read-only folder."""
+    if exc.filename is None:
+        return str(exc)
+    hint = {errno.ENOSPC: "; the disk is full: free space or choose another --out",
+            errno.EACCES: "; no permission to write there: choose another --out",
+            errno.EROFS: "; the file system is read-only: choose another --out"}.get(exc.errno, "")
+    return f"{exc.filename}: {exc.strerror or exc}{hint}"
+
+
+def writable_folder(folder):
+    """Create ``folder`` (and parents) and check a file can be written in it, before any work."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".nuclei-tf-write-check-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+    return folder

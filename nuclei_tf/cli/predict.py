@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option
+from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, writable_folder
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
@@ -26,6 +26,10 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     from nuclei_tf.inference.predict import segment_strips
 
     refuse_shared_stems(images)
+    writable_folder(out_dir)
+    for path in images:  # every input readable and large enough before the model is loaded
+        with open_slide(path) as slide:
+            check_size(slide)
     bundle = load_bundle(model_path)
     written = {}
     for path in images:
@@ -61,6 +65,20 @@ def refuse_shared_stems(images):
             raise click.UsageError(f"{seen[stem]} and {path} would both write {stem}.* in the output folder; "
                                    "rename one or predict them into different --out folders")
         seen[stem] = path
+
+
+#: smallest image side predicted: a nucleus is about 15-60 px across at the models' 0.25 um/px
+MIN_SIDE = 16
+
+
+def check_size(slide):
+    """Refuse images narrower than a nucleus in either direction (their "nuclei" would be edge noise)."""
+    width, height = slide.dimensions
+    if min(width, height) < MIN_SIDE:
+        from nuclei_tf.data.errors import DataError
+
+        raise DataError(slide.path, f"is {width} x {height} px; each side must be at least {MIN_SIDE} px "
+                                    "(a nucleus is 15-60 px across at the models' 0.25 um/px)")
 
 
 def needs_slide_path(slide, bundle, mpp, roi):
@@ -113,7 +131,7 @@ def parse_roi(ctx, param, value):
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @model_option
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Tiles per model call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per model call.")
 @click.option("--mpp", type=float, help="Microns per pixel of the slide's level 0 (overrides what the file records).")
 @click.option("--roi", callback=parse_roi, help="X,Y,W,H: predict only this region (level-0 pixels).")
 @click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides).")
@@ -140,16 +158,14 @@ def demo(out_dir, model_path):
 @click.argument("model_path", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model base folder for TF Serving.")
 @click.option("--version", type=click.IntRange(min=1), help="Version sub-folder (default: next free integer).")
+@data_errors_as_usage
 def export(model_path, out_dir, version):
     """Export MODEL as a TF Serving SavedModel (OUT/<version>/, uint8 images of any size in)."""
     from nuclei_tf.inference import load_bundle
     from nuclei_tf.inference.export import export_saved_model
 
-    try:
-        bundle = load_bundle(model_path)
-        target = export_saved_model(bundle.model, out_dir, version)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:  # ValueError: DataError of a bad model folder
-        raise click.ClickException(str(exc)) from None
+    bundle = load_bundle(model_path)
+    target = export_saved_model(bundle.model, out_dir, version)
     click.echo(f"SavedModel written to {target} (signature serving_default: uint8 images -> probabilities)")
     if bundle.clahe_tv:
         click.echo("note: this model was trained on CLAHE + TV images (Long 2020), which the SavedModel does not "

@@ -32,6 +32,9 @@ def decoding(path):
         yield path
     except DataError:
         raise
+    except MemoryError:
+        raise DataError(path, "is too large to decode in memory; save it as a tiled pyramidal slide "
+                              "(read region by region) or use a machine with more memory") from None
     except Exception as exc:  # every decoder has its own exception types
         raise DataError(path, f"cannot be decoded as an image, corrupt or truncated? ({exc})") from None
 

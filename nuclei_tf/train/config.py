@@ -55,7 +55,13 @@ def load_config(path=None, overrides=None):
     """The resolved config dict; unknown top-level keys are an error naming the file."""
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a valid YAML file ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: an experiment YAML is a mapping of sections ({', '.join(sorted(SECTIONS))}); "
+                             f"got {type(loaded).__name__}")
         unknown = sorted(set(loaded) - SECTIONS)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(SECTIONS))}")
