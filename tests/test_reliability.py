@@ -90,3 +90,17 @@ def test_an_image_too_large_for_memory_is_not_called_corrupt(tmp_path, image, mo
     monkeypatch.setattr(ImageFile.ImageFile, "load", exhausted)
     with pytest.raises(ValueError, match="a.png: is too large to decode in memory"):
         read_image(image)
+
+
+def test_bad_arch_options_and_metric_are_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    import nuclei_tf.data.protocols as protocols
+
+    monkeypatch.setattr(protocols, "split_protocol", lambda *a, **k: pytest.fail("no data may be read"))
+    (tmp_path / "exp.yaml").write_text("arch: unet_plus\nmodel: {base_filter: 8}\n")
+    one_line_error(invoke("fit", "--config", tmp_path / "exp.yaml", "--out", tmp_path / "run"),
+                   "exp.yaml: unknown model option(s) base_filter", "valid: base_filters")
+    one_line_error(invoke("fit", "--arch", "unet3", "--out", tmp_path / "run"), "unknown arch 'unet3'")
+    (tmp_path / "m.keras").write_bytes(b"")
+    one_line_error(invoke("calibrate", tmp_path / "m.keras", "--metric", "ajj", "--out", tmp_path / "folder"),
+                   "unknown metric 'ajj'", "aji")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "folder").exists()

@@ -10,6 +10,22 @@ from nuclei_tf.postprocess.instances import PostProcess, probability_to_instance
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(0.3, 0.91, 0.05), 2))
 
 
+def metric_names(summary=None):
+    """The names a validation metric can take (the keys of an aggregated evaluation)."""
+    if summary is None:
+        empty = np.zeros((4, 4), np.int32)
+        summary = aggregate([evaluate_instances(empty, empty)])
+    return [k for k in summary if not k.startswith("_")]
+
+
+def check_metric(metric, summary=None):
+    """``metric`` if it names a validation metric, else a ValueError listing them."""
+    names = metric_names(summary)
+    if metric not in names:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(names)}")
+    return metric
+
+
 def search_threshold(probabilities, ground_truths, metric="aji", thresholds=DEFAULT_THRESHOLDS,
                      settings=PostProcess(), how="pooled"):
     """The :class:`PostProcess` whose threshold maximises ``metric`` over the images.
@@ -28,8 +44,7 @@ def search_threshold(probabilities, ground_truths, metric="aji", thresholds=DEFA
             for p, gt in zip(probabilities, ground_truths)
         ]
         summary = aggregate(results, how=how)
-        if metric not in summary:
-            raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(k for k in summary if not k.startswith('_'))}")
+        check_metric(metric, summary)
         scores[float(threshold)] = float(summary[metric])
     best = max(scores, key=lambda t: (scores[t], -t))
     return replace(settings, threshold=best), scores

@@ -69,6 +69,10 @@ def load_config(path=None, overrides=None):
     config = merge(config, overrides)
     seed = config["seed"]
     spec = get_spec(config["arch"])
+    unknown = sorted(set(config["model"]) - set(spec.options))
+    if unknown:
+        raise ValueError(f"{path or 'config'}: unknown model option(s) {', '.join(unknown)} for arch {config['arch']!r}; "
+                         f"valid: {', '.join(o for o in spec.options if o != 'members')}")
     if config["members"] is None and "members" in spec.options:
         config["members"] = [dict(member) for member in LAGREE_PRETRAINED_MEMBERS]
     try:
