@@ -49,3 +49,11 @@ def test_tensorflow_start_up_lines_are_replaced_by_one_device_line(tmp_path):
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     assert "TensorFlow " in quiet.stderr and " on " in quiet.stderr
     assert not any(line.startswith(("I0000", "E0000", "W0000", "WARNING: All log")) for line in quiet.stderr.splitlines()), quiet.stderr
+
+
+def test_models_without_params_does_not_load_tensorflow():
+    script = ("import sys; from click.testing import CliRunner; from nuclei_tf.cli.main import cli; "
+              "r = CliRunner().invoke(cli, ['models', '--no-params']); "
+              "print(r.exit_code, 'unet_plus' in r.output, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.stdout.split() == ["0", "True", "False"], out.stderr[-2000:]

@@ -1,6 +1,7 @@
 """`nuclei-tf models`: every architecture with its options and parameter count."""
 import json
 import os
+import sys
 
 import click
 
@@ -62,5 +63,7 @@ def _table(rows):
 )
 def models(as_json, no_params):
     """List every architecture with its options and parameter count at the default options."""
+    if no_params and "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "numpy")  # the registry without loading TensorFlow
     rows = describe(count=not no_params)
     click.echo(json.dumps(rows, indent=2) if as_json else _table(rows))
