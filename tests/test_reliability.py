@@ -104,3 +104,18 @@ def test_bad_arch_options_and_metric_are_refused_before_any_data_is_read(tmp_pat
     one_line_error(invoke("calibrate", tmp_path / "m.keras", "--metric", "ajj", "--out", tmp_path / "folder"),
                    "unknown metric 'ajj'", "aji")
     assert not (tmp_path / "run").exists() and not (tmp_path / "folder").exists()
+
+
+def test_a_missing_or_empty_model_folder_is_one_line(tmp_path, image):
+    (tmp_path / "empty").mkdir()
+    one_line_error(invoke("predict", image, "--model", tmp_path / "empty", "--out", tmp_path / "out"),
+                   "empty/model.keras: model file not found")
+    one_line_error(invoke("export", tmp_path / "empty", "--out", tmp_path / "serving"), "model file not found")
+
+
+def test_evaluate_checks_its_output_folder_before_reading_data(tmp_path, monkeypatch):
+    import nuclei_tf.cli.evaluate as evaluate_cli
+
+    monkeypatch.setattr(evaluate_cli, "split_protocol", lambda *a, **k: pytest.fail("no data may be read"))
+    (tmp_path / "file").write_text("")
+    one_line_error(invoke("baseline", "--method", "otsu", "--out", tmp_path / "file" / "report"), "file")

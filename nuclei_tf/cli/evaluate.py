@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option
+from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, writable_folder
 from nuclei_tf.data import split_protocol
 
 TRAINING_SPLITS = ("train", "val")
@@ -14,6 +14,7 @@ def _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predic
     from nuclei_tf.evaluation import evaluate_splits, write_reports
     from nuclei_tf.evaluation.runner import EXTRA_SCORES
 
+    writable_folder(out)
     every_split = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
     chosen = splits or [name for name in every_split if name not in TRAINING_SPLITS]
     unknown = sorted(set(chosen) - set(every_split))

@@ -192,6 +192,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, o
     from nuclei_tf.postprocess.search import check_metric
 
     check_metric(metric)
+    writable_folder(out_dir)
     run_config = model_path.with_name("config.yaml")
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
     stain = trained.get("preprocess", {}).get("stain", "none")
