@@ -119,3 +119,8 @@ def test_evaluate_checks_its_output_folder_before_reading_data(tmp_path, monkeyp
     monkeypatch.setattr(evaluate_cli, "split_protocol", lambda *a, **k: pytest.fail("no data may be read"))
     (tmp_path / "file").write_text("")
     one_line_error(invoke("baseline", "--method", "otsu", "--out", tmp_path / "file" / "report"), "file")
+
+
+def test_predict_batch_size_below_one_is_an_option_error(tmp_path, image):
+    result = invoke("predict", image, "--batch-size", "0", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "--batch-size" in result.output and "a.png" not in result.output
