@@ -6,6 +6,7 @@ post-processing (threshold, watershed splitting...) and provenance (protocol, me
 A bare ``.keras`` file is also accepted, with default settings.
 """
 import json
+from importlib import resources
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from nuclei_tf.inference.folder_config import read_folder_config
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
 
-#: the shipped model, in the source tree's weights/ (the README installs with ``pip install -e .``)
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "unet_plus_b16"
+#: the name of the default model folder in the package ``nuclei_tf.weights`` (the source tree's
+#: ``weights/``, installed with the package, wheels included)
+DEFAULT_MODEL_NAME = "unet_plus_b16"
 
 
 @dataclass
@@ -58,10 +60,11 @@ class ModelBundle:
 
 
 def default_model_path():
-    """The folder of the model shipped in weights/."""
-    if not (DEFAULT_MODEL / "model.keras").is_file():
-        raise FileNotFoundError(f"no shipped model found in {DEFAULT_MODEL}; pass --model PATH")
-    return DEFAULT_MODEL
+    """The folder of the model shipped in weights/ (``nuclei_tf.weights`` once installed)."""
+    folder = Path(str(resources.files("nuclei_tf.weights") / DEFAULT_MODEL_NAME))
+    if not (folder / "model.keras").is_file():
+        raise FileNotFoundError(f"no shipped model found in {folder}; reinstall nuclei-tf or pass --model PATH")
+    return folder
 
 
 def load_bundle(path=None):
