@@ -1,7 +1,7 @@
 """Split protocols on synthetic data: determinism, disjointness, clear errors."""
 import pytest
 
-from nuclei_tf.data import DataError, split_protocol
+from nuclei_tf.data import DataError, MoNuSeg, split_protocol
 from nuclei_tf.data.protocols import split_by_patient, train_val_split
 from nuclei_tf.data.record import Record
 
@@ -34,6 +34,9 @@ def test_protocols_on_synthetic_data(synthetic_monuseg, synthetic_tnbc, syntheti
     assert [r.id[:12] for r in ledinh["train"] + ledinh["val"]] == ["TCGA-B0-5698"]
     kasturi = split_protocol("kasturi2022", monuseg=synthetic_monuseg, tnbc=synthetic_tnbc)
     assert len(kasturi["tnbc-test"]) == 2
+    challenge = split_protocol("monuseg2018", monuseg=synthetic_monuseg)  # no TNBC needed
+    assert [len(challenge[k]) for k in ("train", "val", "monuseg-test")] == [2, 0, 2]
+    assert {r.id for r in challenge["monuseg-test"]} == {r.id for r in MoNuSeg(synthetic_monuseg).test()}
     long = split_protocol("long2020", dsb=synthetic_dsb)
     assert sum(len(v) for v in long.values()) == 4 and set(long) == {"train", "val", "test"}
 

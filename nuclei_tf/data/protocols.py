@@ -137,6 +137,16 @@ def kasturi2022(sources, seed):
     return splits
 
 
+@protocol("monuseg2018")
+def monuseg2018(sources, seed):
+    """The MoNuSeg 2018 challenge's own split (Kumar et al., IEEE TMI 2020): the 30 training
+    images of every organ, 80:20 train/validation by image; test = the 14 test images."""
+    monuseg = sources.monuseg()
+    splits = train_val_split(monuseg.train(), seed)
+    splits["monuseg-test"] = monuseg.test()
+    return splits
+
+
 @protocol("long2020")
 def long2020(sources, seed):
     if is_stage_folder(sources.root("dsb")):
@@ -158,7 +168,7 @@ def long2020_train_val(stage1_train, seed):
 #: microns per pixel of each protocol's training images, recorded in model folders: MoNuSeg
 #: (TCGA slides scanned at 40x by Aperio scanners, 0.2462-0.2527 um/px) and TNBC (40x, Naylor et
 #: al. 2018) are about 0.25 um/px; DSB 2018 mixes microscopes and magnifications (unknown).
-TRAINING_MPP = {"lagree2021": 0.25, "ledinh2021": 0.25, "kasturi2022": 0.25, "long2020": None}
+TRAINING_MPP = {"lagree2021": 0.25, "ledinh2021": 0.25, "kasturi2022": 0.25, "monuseg2018": 0.25, "long2020": None}
 
 
 def get_protocol(name):
