@@ -352,3 +352,19 @@ def test_sigterm_stops_predict_without_partial_files(tmp_path):
     output, _ = child.communicate(timeout=60)
     assert child.returncode == 130 and "interrupted while predicting" in output, output[-2000:]
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_tta_is_the_mean_over_the_eight_flips_and_rotations(tmp_path):
+    model = build_model("unet_plus", base_filters=4, depth=3)
+    tiles = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    plain = ModelBundle(model, tile=32)
+    expected = np.zeros((2, 32, 32))
+    for turns in range(4):
+        for flip in (False, True):
+            view = np.rot90(tiles, turns, axes=(1, 2))
+            view = view[:, :, ::-1] if flip else view
+            p = plain.probabilities(np.ascontiguousarray(view))
+            expected += np.rot90(p[:, :, ::-1] if flip else p, -turns, axes=(1, 2))
+    np.testing.assert_allclose(ModelBundle(model, tile=32, tta=True).probabilities(tiles), expected / 8, atol=1e-6)
+    folder = save_bundle(ModelBundle(model, tile=32, tta=True), tmp_path / "tta")
+    assert load_bundle(folder).tta is True

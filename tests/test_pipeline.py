@@ -164,3 +164,24 @@ def test_long2020_blur_augmentations_on_float_images():
     for name in ("median_blur", "average_blur", "blur"):
         out, out_mask, _ = Augmenter({name: {"p": 1.0, "blur_limit": [3, 5]}})(image, mask, mask.astype(np.float32), seed=2)
         assert out.dtype == np.float32 and out.shape == image.shape and not np.allclose(out, image)
+
+
+def test_hed_stain_jitter_is_deterministic_colour_only_and_the_identity_at_zero():
+    from skimage.color import rgb2hed
+
+    image = np.random.default_rng(0).integers(30, 230, (32, 32, 3), dtype=np.uint8)
+    mask, weights = np.eye(32, dtype=np.uint8), np.linspace(1, 2, 32 * 32, dtype=np.float32).reshape(32, 32)
+    identity = Augmenter({"hed_jitter": {"p": 1.0, "sigma": 0.0, "bias": 0.0}})
+    np.testing.assert_array_equal(identity(image, mask, weights, 1)[0], image)
+    jitter = Augmenter({"hed_jitter": {"p": 1.0, "sigma": 0.1, "bias": 0.0}})
+    a, m, w = jitter(image, mask, weights, 7)
+    np.testing.assert_array_equal(a, jitter(image, mask, weights, 7)[0])
+    assert not np.array_equal(a, jitter(image, mask, weights, 8)[0]) and np.array_equal(m, mask) and np.array_equal(w, weights)
+    before = rgb2hed(image)[..., 0]
+    strong = np.abs(before) > 0.05
+    ratio = rgb2hed(a)[..., 0][strong] / before[strong]  # a pure scale of the haematoxylin channel
+    assert 0.9 <= np.median(ratio) <= 1.1 and np.std(ratio) < 0.05
+    floats = jitter(image.astype(np.float32) / 255, mask, weights, 7)[0]
+    assert floats.dtype == np.float32 and np.abs(floats * 255 - a).max() <= 0.51
+    with pytest.raises(ValueError, match="sigma and bias must be >= 0"):
+        Augmenter({"hed_jitter": {"sigma": -1}})(image, mask, weights, 1)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, writable_folder
+from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, tta_option, writable_folder
 from nuclei_tf.data import split_protocol
 
 TRAINING_SPLITS = ("train", "val")
@@ -45,9 +45,10 @@ def _common(func):
 @click.option("--baseline", type=click.Choice(["otsu", "watershed", "fiji"]), help="Evaluate a classical baseline instead.")
 @click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path), help="Evaluate a model folder or .keras file instead.")
 @click.option("--save-predictions", is_flag=True, help="Also write the instance maps under OUT/predictions.")
+@tta_option
 @_common
 @data_errors_as_usage
-def evaluate(predictions, baseline, model_path, save_predictions, monuseg, tnbc, dsb, protocol, seed, out, splits):
+def evaluate(predictions, baseline, model_path, save_predictions, tta, monuseg, tnbc, dsb, protocol, seed, out, splits):
     """Score predicted instance maps (or a baseline, or a model) against a protocol's test sets."""
     from nuclei_tf.evaluation import baseline_predictor, folder_predictor, model_predictor
 
@@ -60,7 +61,9 @@ def evaluate(predictions, baseline, model_path, save_predictions, monuseg, tnbc,
     else:
         from nuclei_tf.inference import load_bundle
 
-        predictor, method = model_predictor(load_bundle(model_path)), f"model {model_path}"
+        bundle = load_bundle(model_path)
+        bundle.tta = bundle.tta or tta
+        predictor, method = model_predictor(bundle), f"model {model_path}{' with TTA' if bundle.tta else ''}"
     _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)
 
 

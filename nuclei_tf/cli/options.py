@@ -41,6 +41,11 @@ def protocol_option(default="lagree2021"):
     return decorate
 
 
+def tta_option(func):
+    """--tta: test-time augmentation (the mean over the 8 flips and rotations of every tile; 8x the model time)."""
+    return click.option("--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations of each tile (8x slower).")(func)
+
+
 def json_option(func):
     """--json: machine-readable output instead of a table."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)

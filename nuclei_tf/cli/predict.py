@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, writable_folder
+from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, tta_option, writable_folder
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
@@ -14,7 +14,7 @@ model_option = click.option(
 )
 
 
-def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None):
+def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None, tta=False):
     """Segment each image and write its outputs, streamed strip by strip (whole slides fit in
     bounded memory); returns the output paths per image. Whole slides (and any image given
     ``mpp`` or ``roi``, or recording a resolution other than the model's) go through
@@ -31,6 +31,7 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
         with open_slide(path) as slide:
             check_size(slide)
     bundle = load_bundle(model_path)
+    bundle.tta = bundle.tta or tta
     written = {}
     for path in images:
         with open_slide(path) as slide:
@@ -136,13 +137,14 @@ def parse_roi(ctx, param, value):
 @click.option("--roi", callback=parse_roi, help="X,Y,W,H: predict only this region (level-0 pixels).")
 @click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides).")
 @click.option("--overlay/--no-overlay", default=None, help="Write <stem>.overlay.png (default: for regions up to 100 Mpx).")
+@tta_option
 @data_errors_as_usage
-def predict(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay):
+def predict(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta):
     """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...): <stem>.labels.tif,
     .geojson (QuPath detections), .csv, .overlay.png; a stopped slide run continues when run again."""
     if mpp is not None and not 0.05 <= mpp <= 20:
         raise click.BadParameter(f"{mpp} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")
-    run_prediction(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay)
+    run_prediction(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta)
 
 
 @click.command()
@@ -179,8 +181,9 @@ def export(model_path, out_dir, version):
 @click.option("--metric", default="aji", show_default=True, help="Validation metric to maximise (e.g. aji, precision@0.5, f1@0.5).")
 @click.option("--overlap", type=float, default=0.5, show_default=True, help="Tile overlap at inference (Lagree: 50%).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
+@tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, out_dir):
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, out_dir, tta):
     """Choose threshold and watershed splitting on the validation split; write a model folder."""
     import yaml
 
@@ -197,7 +200,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, o
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
-    bundle = ModelBundle(load_model(model_path), stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol))
+    bundle = ModelBundle(load_model(model_path), stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol), tta=tta)
     validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
     bundle.postprocess, table = search(bundle, validation, metric=metric)
     best = table[(bundle.postprocess.split, bundle.postprocess.threshold)]

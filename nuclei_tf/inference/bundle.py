@@ -35,6 +35,7 @@ class ModelBundle:
     overlap: float = 0.5
     blend: str = "smooth"
     mpp: float = None  #: microns per pixel of the training images (None: unknown, e.g. DSB 2018's mixed microscopes)
+    tta: bool = False  #: test-time augmentation: the mean over the 8 flips and 90-degree rotations of each tile
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
 
@@ -52,11 +53,22 @@ class ModelBundle:
             function = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
             self._compiled = (self.model, function)
         scale = 255.0 if tiles.dtype == np.uint8 else 1.0
-        return np.asarray(function(tiles.astype(np.float32) / scale), dtype=np.float32)[..., -1]
+        x = tiles.astype(np.float32) / scale
+        if not self.tta:
+            return np.asarray(function(x), dtype=np.float32)[..., -1]
+        total = np.zeros(x.shape[:3], np.float32)
+        for turns in range(4):  # the dihedral group of the square tile: 4 rotations x (no flip, flip)
+            for flip in (False, True):
+                view = np.rot90(x, turns, axes=(1, 2))
+                view = view[:, :, ::-1] if flip else view
+                probability = np.asarray(function(np.ascontiguousarray(view)), dtype=np.float32)[..., -1]
+                probability = probability[:, :, ::-1] if flip else probability
+                total += np.rot90(probability, -turns, axes=(1, 2))
+        return total / 8.0
 
     def settings(self):
         return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
-                "mpp": self.mpp, "postprocess": self.postprocess.to_dict(), **self.info}
+                "mpp": self.mpp, "tta": self.tta, "postprocess": self.postprocess.to_dict(), **self.info}
 
 
 def default_model_path():
@@ -83,7 +95,7 @@ def load_bundle(path=None):
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
     post = PostProcess.from_dict(config.pop("postprocess", {}))
-    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp") if k in config}
+    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp", "tta") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 

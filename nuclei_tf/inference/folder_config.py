@@ -22,6 +22,7 @@ def _number(value):
 CHECKS = {
     "stain": (lambda v: v in INFERENCE_STAINS, f"one of {', '.join(INFERENCE_STAINS)}"),
     "clahe_tv": (lambda v: isinstance(v, bool), "true or false"),
+    "tta": (lambda v: isinstance(v, bool), "true or false"),
     "tile": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 16, "an integer >= 16"),
     "overlap": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "blend": (lambda v: v in BLENDS, f"one of {', '.join(BLENDS)}"),

@@ -14,8 +14,38 @@ import albumentations as A
 import cv2
 import numpy as np
 
+class HEDJitter(A.ImageOnlyTransform):
+    """H&E stain augmentation of Tellez et al. 2018 ("HED light"): the image's haematoxylin, eosin
+    and DAB concentrations (Ruifrok & Johnston's colour deconvolution, ``skimage.color.rgb2hed``)
+    are each scaled by U(1 - ``sigma``, 1 + ``sigma``) and shifted by U(-``bias``, ``bias``), then
+    recomposed into RGB. uint8 images stay uint8, float images in [0, 1] stay float."""
+
+    def __init__(self, sigma=0.05, bias=0.05, p=0.5):
+        super().__init__(p=p)
+        if sigma < 0 or bias < 0:
+            raise ValueError(f"hed_jitter: sigma and bias must be >= 0, got {sigma}, {bias}")
+        self.sigma, self.bias = float(sigma), float(bias)
+
+    def get_params(self):
+        rng = self.random_generator
+        return {"alpha": rng.uniform(1 - self.sigma, 1 + self.sigma, 3), "beta": rng.uniform(-self.bias, self.bias, 3)}
+
+    def apply(self, img, alpha=None, beta=None, **params):
+        from skimage.color import hed_from_rgb, rgb_from_hed
+
+        rgb = img.astype(np.float64) / 255.0 if img.dtype == np.uint8 else img.astype(np.float64)
+        od = -np.log(np.maximum(rgb, 1.0 / 255.0))  # Beer-Lambert optical density (no clipping of
+        hed = od @ hed_from_rgb * alpha + beta  # negative concentrations: sigma = bias = 0 is the identity)
+        out = np.clip(np.exp(-(hed @ rgb_from_hed)), 0.0, 1.0)
+        return np.round(out * 255).astype(np.uint8) if img.dtype == np.uint8 else out.astype(img.dtype)
+
+    def get_transform_init_args_names(self):
+        return ("sigma", "bias")
+
+
 #: name in a config -> albumentations transform class.
 TRANSFORMS = {
+    "hed_jitter": HEDJitter,
     "flip_h": A.HorizontalFlip,
     "flip_v": A.VerticalFlip,
     "rotate90": A.RandomRotate90,
