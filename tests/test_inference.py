@@ -368,3 +368,26 @@ def test_tta_is_the_mean_over_the_eight_flips_and_rotations(tmp_path):
     np.testing.assert_allclose(ModelBundle(model, tile=32, tta=True).probabilities(tiles), expected / 8, atol=1e-6)
     folder = save_bundle(ModelBundle(model, tile=32, tta=True), tmp_path / "tta")
     assert load_bundle(folder).tta is True
+
+
+@pytest.mark.parametrize("arch", ["unet", "unet_plus", "unetpp"])
+def test_margin_tiling_equals_one_whole_image_model_call(arch):
+    from dataclasses import replace
+
+    from nuclei_tf.inference.predict import probability_rows
+    from nuclei_tf.models.receptive_field import inference_margin, receptive_field_radius
+
+    model = build_model(arch, base_filters=4)
+    margin = inference_margin(model)
+    assert margin >= receptive_field_radius(model) and margin % 16 == 0
+    image = np.random.default_rng(5).integers(0, 256, (2048, 2048 - 37, 3), dtype=np.uint8)
+    padded = np.pad(image / 255.0, ((0, 0), (0, (-2011) % 16), (0, 0)), mode="reflect")  # to the model's multiple
+    whole = np.asarray(model(padded[None].astype(np.float32)))[0, :, :2011, -1]
+    bundle = ModelBundle(model, tile=4 * margin, margin=margin)
+    tiled = predict_probability(bundle, image).astype(np.float32)
+    half_ulp = np.abs(whole - whole.astype(np.float16).astype(np.float32))
+    assert np.all(np.abs(tiled - whole) <= half_ulp + 1e-5), "the margin scheme reproduces the untiled model"
+    blended = predict_probability(replace(bundle, margin=0, tile=256, overlap=0.5), image).astype(np.float32)
+    assert np.abs(blended - whole).max() > np.abs(tiled - whole).max()  # blending 256 px tiles does not
+    resumed = list(probability_rows(bundle, image, start_row=700))
+    assert resumed[0][0] == 700 and np.array_equal(np.vstack([rows for _, rows in resumed]), tiled[700:].astype(np.float16))

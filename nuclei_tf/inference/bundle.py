@@ -35,6 +35,7 @@ class ModelBundle:
     overlap: float = 0.5
     blend: str = "smooth"
     mpp: float = None  #: microns per pixel of the training images (None: unknown, e.g. DSB 2018's mixed microscopes)
+    margin: int = 0  #: > 0: tiles of ``tile`` px whose ``margin`` px border is discarded (no overlap blending)
     tta: bool = False  #: test-time augmentation: the mean over the 8 flips and 90-degree rotations of each tile
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
@@ -68,7 +69,7 @@ class ModelBundle:
 
     def settings(self):
         return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
-                "mpp": self.mpp, "tta": self.tta, "postprocess": self.postprocess.to_dict(), **self.info}
+                "mpp": self.mpp, "margin": self.margin, "tta": self.tta, "postprocess": self.postprocess.to_dict(), **self.info}
 
 
 def default_model_path():
@@ -95,7 +96,7 @@ def load_bundle(path=None):
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
     post = PostProcess.from_dict(config.pop("postprocess", {}))
-    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp", "tta") if k in config}
+    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 

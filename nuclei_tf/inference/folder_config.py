@@ -25,6 +25,7 @@ CHECKS = {
     "tta": (lambda v: isinstance(v, bool), "true or false"),
     "tile": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 16, "an integer >= 16"),
     "overlap": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "margin": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0 (px)"),
     "blend": (lambda v: v in BLENDS, f"one of {', '.join(BLENDS)}"),
     "mpp": (lambda v: v is None or (_number(v) and 0.05 <= v <= 20), "null or microns per pixel in 0.05-20"),
 }

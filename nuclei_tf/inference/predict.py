@@ -1,6 +1,7 @@
 """Tiled prediction on images of any size in bounded memory.
 
-Tiles (``bundle.tile`` px, ``bundle.overlap`` overlap) are predicted row of tiles by row
+Tiles (``bundle.tile`` px, ``bundle.overlap`` overlap, blended; or, with ``bundle.margin``,
+large tiles whose border is discarded: :func:`margin_rows`) are predicted row of tiles by row
 of tiles through a compiled ``tf.function`` (an eager Keras call keeps every activation of
 the batch alive: 2.1 GB for 8 U-Net+ tiles of 256 px against 0.3 GB compiled); their
 blended sum lives in a band buffer one tile high, and finished rows leave as float16
@@ -14,8 +15,10 @@ import numpy as np
 from tqdm import tqdm
 
 from nuclei_tf.inference.sources import ArraySource, tile_rows
+from nuclei_tf.models.receptive_field import input_multiple
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
 from nuclei_tf.preprocess.tiling import blend_window, tile_starts
+
 
 def stain_function(bundle, source):
     """Per-tile stain normalisation for ``source`` (identity when the model uses none)."""
@@ -42,6 +45,8 @@ def as_source(bundle, image):
         from nuclei_tf.preprocess.clahe_tv import clahe_tv
 
         image = clahe_tv(image)
+    if bundle.margin:
+        return ArraySource(image, 1, input_multiple(bundle.model))
     return ArraySource(image, bundle.tile)
 
 
@@ -54,6 +59,9 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
     tile rows it needs; its values equal those of a run from row 0 (a resumed slide).
     """
     source = as_source(bundle, image)
+    if bundle.margin:
+        yield from margin_rows(bundle, source, batch_size, progress, start_row)
+        return
     height, width = source.shape
     tile = bundle.tile
     padded_height, padded_width = max(height, tile), max(width, tile)
@@ -69,12 +77,13 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
     starts = rows[first:-1]
     kept = sum(source.has_tissue(c, r, tile, tile) for r in starts for c in cols) if progress else 0
     following_of = dict(zip(rows[:-1], rows[1:]))
+    boxes = [(r, [(c, r, tile, tile) for c in cols]) for r in starts]
     with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
-        for r, tiles in tile_rows(source, starts, cols, tile, normalise):
+        for r, tiles in tile_rows(source, boxes, normalise):
             for begin in range(0, len(tiles), batch_size):
                 chunk = tiles[begin : begin + batch_size]
                 probabilities = bundle.probabilities(np.stack([t for _, t in chunk]))
-                for (c, _), probability in zip(chunk, probabilities):
+                for ((c, *_), _), probability in zip(chunk, probabilities):
                     if maximum:
                         np.maximum(total[:, c : c + tile], probability, out=total[:, c : c + tile])
                     else:
@@ -92,6 +101,49 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
                 if band is not None:
                     band[: tile - step] = band[step:]
                     band[tile - step :] = fill
+
+
+def margin_windows(length, tile, margin):
+    """``(core_start, core_stop, window_start, window_stop)`` along one axis of ``length`` px (a
+    multiple of the model's input multiple): cores of ``tile - 2 margin`` px tile [0, length);
+    each window adds up to ``margin`` px of context on both sides, clipped at the edges, where
+    the whole-image call has no context either."""
+    core = tile - 2 * margin
+    return [(start, min(start + core, length), max(start - margin, 0), min(start + core + margin, length))
+            for start in range(0, length, core)]
+
+
+def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
+    """:func:`probability_rows` by large tiles whose ``bundle.margin`` px border is discarded:
+    each pixel is computed once, and with a margin at least the receptive-field radius
+    (:func:`~nuclei_tf.models.receptive_field.inference_margin`) the result equals one model
+    call on the whole (padded) image. A row of windows yields its core rows."""
+    height, width = source.shape
+    multiple = input_multiple(bundle.model)
+    padded_height, padded_width = (-(-n // multiple) * multiple for n in (height, width))
+    if bundle.tile <= 2 * bundle.margin or bundle.margin % multiple or bundle.tile % multiple:
+        raise ValueError(f"tile {bundle.tile} and margin {bundle.margin} must be multiples of {multiple} "
+                         f"with tile > 2 x margin")
+    rows = [w for w in margin_windows(padded_height, bundle.tile, bundle.margin) if w[1] > start_row and w[0] < height]
+    cols = margin_windows(padded_width, bundle.tile, bundle.margin)
+    boxes = [(row, [(c0, row[2], c1 - c0, row[3] - row[2]) for _, _, c0, c1 in cols]) for row in rows]
+    normalise = stain_function(bundle, source)
+    kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
+    with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
+        for (core0, core1, window0, _), tiles in tile_rows(source, boxes, normalise):
+            band = np.zeros((core1 - core0, padded_width), np.float32)
+            for shape in {t.shape for _, t in tiles}:  # windows of one shape go through the model together
+                same = [(box, t) for box, t in tiles if t.shape == shape]
+                for begin in range(0, len(same), batch_size):
+                    chunk = same[begin : begin + batch_size]
+                    for ((x, *_), _), probability in zip(chunk, bundle.probabilities(np.stack([t for _, t in chunk]))):
+                        column = next(c for c in cols if c[2] == x)
+                        band[:, column[0] : column[1]] = probability[core0 - window0 : core1 - window0,
+                                                                     column[0] - x : column[1] - x]
+                    bar.update(len(chunk))
+            first, last = max(core0, start_row), min(core1, height)
+            if last > first:
+                yield first, band[first - core0 : last - core0, :width].astype(np.float16)
 
 
 def _finished_rows(total, weight, rows, width):

@@ -19,10 +19,13 @@ SUBSAMPLE_ABOVE = 2048 * 2048
 
 
 class ArraySource:
-    """An RGB image in memory; tiles beyond its edges come from its reflection (``pad_to``)."""
+    """An RGB image in memory; tiles beyond its edges come from its reflection (``pad_to``):
+    up to ``tile`` px, and up to a multiple of ``multiple`` px (the margin scheme)."""
 
-    def __init__(self, image, tile):
-        self.image, self.padded = image, pad_to(image, tile, tile)
+    def __init__(self, image, tile, multiple=1):
+        height, width = image.shape[:2]
+        self.image = image
+        self.padded = pad_to(image, max(tile, -(-height // multiple) * multiple), max(tile, -(-width // multiple) * multiple))
         self.shape = image.shape[:2]
 
     def read(self, x, y, width, height):
@@ -61,20 +64,22 @@ class SlideSource:
         return self.thumbnail if self.thumbnail is not None else self.view.read(0, 0, *self.shape[::-1])
 
 
-def tile_rows(source, rows, cols, tile, normalise=lambda t: t, prefetch=True):
-    """Yield ``(r, [(c, tile), ...])`` for each tile-row start in ``rows``: the normalised tiles with
-    tissue, read one row ahead in a background thread (``prefetch``)."""
+def tile_rows(source, rows, normalise=lambda t: t, prefetch=True):
+    """Yield ``(key, [((x, y, w, h), tile), ...])`` for each ``(key, boxes)`` of ``rows``: the
+    normalised pixels of the boxes with tissue, read one row ahead in a background thread
+    (``prefetch``)."""
 
-    def read_row(r):
-        return [(c, normalise(source.read(c, r, tile, tile))) for c in cols if source.has_tissue(c, r, tile, tile)]
+    def read_row(boxes):
+        return [(box, normalise(source.read(*box))) for box in boxes if source.has_tissue(*box)]
 
+    rows = list(rows)
     if not prefetch:
-        for r in rows:
-            yield r, read_row(r)
+        for key, boxes in rows:
+            yield key, read_row(boxes)
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as pool:
-        pending = pool.submit(read_row, rows[0]) if rows else None
-        for index, r in enumerate(rows):
+        pending = pool.submit(read_row, rows[0][1]) if rows else None
+        for index, (key, _) in enumerate(rows):
             tiles = pending.result()
-            pending = pool.submit(read_row, rows[index + 1]) if index + 1 < len(rows) else None
-            yield r, tiles
+            pending = pool.submit(read_row, rows[index + 1][1]) if index + 1 < len(rows) else None
+            yield key, tiles
