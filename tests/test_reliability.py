@@ -124,3 +124,13 @@ def test_evaluate_checks_its_output_folder_before_reading_data(tmp_path, monkeyp
 def test_predict_batch_size_below_one_is_an_option_error(tmp_path, image):
     result = invoke("predict", image, "--batch-size", "0", "--out", tmp_path / "out")
     assert result.exit_code == 2 and "--batch-size" in result.output and "a.png" not in result.output
+
+
+def test_shipped_models_are_selectable_by_name(tmp_path, image):
+    from nuclei_tf.inference.bundle import shipped_models
+
+    assert "unet_plus_b16" in shipped_models()
+    result = invoke("predict", image, "--model", "unet_plus_b16", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    one_line_error(invoke("predict", image, "--model", "unet_plus_b17", "--out", tmp_path / "out"),
+                   "unet_plus_b17: no such model folder", "unet_plus_b16")

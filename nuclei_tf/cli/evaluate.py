@@ -43,7 +43,7 @@ def _common(func):
 @click.command()
 @click.option("--predictions", type=click.Path(exists=True, file_okay=False), help="Folder of predicted instance maps: <split>/<id>.tif|png or <id>.tif|png.")
 @click.option("--baseline", type=click.Choice(["otsu", "watershed", "fiji"]), help="Evaluate a classical baseline instead.")
-@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path), help="Evaluate a model folder or .keras file instead.")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), help="Evaluate a model folder, .keras file or shipped model name instead.")
 @click.option("--save-predictions", is_flag=True, help="Also write the instance maps under OUT/predictions.")
 @tta_option
 @_common

@@ -9,8 +9,9 @@ from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protoco
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
 model_option = click.option(
-    "--model", "model_path", type=click.Path(exists=True, path_type=Path),
-    help="Model folder (model.keras + config.json) or .keras file; default: the shipped model.",
+    "--model", "model_path", type=click.Path(path_type=Path),
+    help="Model folder (model.keras + config.json), .keras file or shipped model name (e.g. lagree2021_ensemble_cpu); "
+         "default: the shipped unet_plus_b16.",
 )
 
 
@@ -157,12 +158,12 @@ def demo(out_dir, model_path):
 
 
 @click.command()
-@click.argument("model_path", type=click.Path(exists=True, path_type=Path))
+@click.argument("model_path", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model base folder for TF Serving.")
 @click.option("--version", type=click.IntRange(min=1), help="Version sub-folder (default: next free integer).")
 @data_errors_as_usage
 def export(model_path, out_dir, version):
-    """Export MODEL as a TF Serving SavedModel (OUT/<version>/, uint8 images of any size in)."""
+    """Export MODEL (a model folder, .keras file or shipped model name) as a TF Serving SavedModel (OUT/<version>/, uint8 images of any size in)."""
     from nuclei_tf.inference import load_bundle
     from nuclei_tf.inference.export import export_saved_model
 

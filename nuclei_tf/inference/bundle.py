@@ -80,9 +80,29 @@ def default_model_path():
     return folder
 
 
+def shipped_models():
+    """Names of the model folders shipped in ``nuclei_tf.weights``."""
+    root = Path(str(resources.files("nuclei_tf.weights")))
+    return sorted(p.name for p in root.iterdir() if (p / "model.keras").is_file())
+
+
+def resolve_model(path):
+    """A model path as given, or the shipped model folder of that name (``--model unet_plus_b16``)."""
+    if path is None:
+        return default_model_path()
+    path = Path(path)
+    if path.exists():
+        return path
+    if str(path) in shipped_models():
+        return Path(str(resources.files("nuclei_tf.weights") / str(path)))
+    raise FileNotFoundError(f"{path}: no such model folder or .keras file, and not a shipped model "
+                            f"({', '.join(shipped_models())})")
+
+
 def load_bundle(path=None):
-    """Load a model folder (``model.keras`` + ``config.json``) or a bare ``.keras`` file."""
-    path = Path(path) if path is not None else default_model_path()
+    """Load a model folder (``model.keras`` + ``config.json``), a bare ``.keras`` file or a
+    shipped model by name (default: :data:`DEFAULT_MODEL_NAME`)."""
+    path = resolve_model(path)
     if path.is_dir():
         model_file, config_file = path / "model.keras", path / "config.json"
     else:

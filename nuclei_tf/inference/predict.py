@@ -103,6 +103,10 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
                     band[tile - step :] = fill
 
 
+#: pixels of the 256 px tiles that ``batch_size`` counts (the margin scheme's memory budget per model call)
+PIXELS_PER_TILE = 256 * 256
+
+
 def margin_windows(length, tile, margin):
     """``(core_start, core_stop, window_start, window_stop)`` along one axis of ``length`` px (a
     multiple of the model's input multiple): cores of ``tile - 2 margin`` px tile [0, length);
@@ -128,14 +132,15 @@ def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
     cols = margin_windows(padded_width, bundle.tile, bundle.margin)
     boxes = [(row, [(c0, row[2], c1 - c0, row[3] - row[2]) for _, _, c0, c1 in cols]) for row in rows]
     normalise = stain_function(bundle, source)
+    per_call = max(1, batch_size * PIXELS_PER_TILE // bundle.tile**2)  # as many pixels per call as batch_size 256 px tiles
     kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
     with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
         for (core0, core1, window0, _), tiles in tile_rows(source, boxes, normalise):
             band = np.zeros((core1 - core0, padded_width), np.float32)
             for shape in {t.shape for _, t in tiles}:  # windows of one shape go through the model together
                 same = [(box, t) for box, t in tiles if t.shape == shape]
-                for begin in range(0, len(same), batch_size):
-                    chunk = same[begin : begin + batch_size]
+                for begin in range(0, len(same), per_call):
+                    chunk = same[begin : begin + per_call]
                     for ((x, *_), _), probability in zip(chunk, bundle.probabilities(np.stack([t for _, t in chunk]))):
                         column = next(c for c in cols if c[2] == x)
                         band[:, column[0] : column[1]] = probability[core0 - window0 : core1 - window0,
