@@ -391,3 +391,17 @@ def test_margin_tiling_equals_one_whole_image_model_call(arch):
     assert np.abs(blended - whole).max() > np.abs(tiled - whole).max()  # blending 256 px tiles does not
     resumed = list(probability_rows(bundle, image, start_row=700))
     assert resumed[0][0] == 700 and np.array_equal(np.vstack([rows for _, rows in resumed]), tiled[700:].astype(np.float16))
+
+
+def test_the_shipped_model_discards_at_least_its_measured_receptive_field(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    from nuclei_tf.models.receptive_field import inference_margin
+
+    shipped = load_bundle()
+    assert shipped.margin >= inference_margin(shipped.model) and shipped.tile >= 1024
+    model = build_model("unet_plus", base_filters=4, depth=3)
+    model.save(tmp_path / "best.keras")
+    result = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--protocol", "kasturi2022", "--tiling", "margin",
+                                      "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc), "--out", str(tmp_path / "f")])
+    assert result.exit_code == 0, result.output
+    calibrated = load_bundle(tmp_path / "f")
+    assert calibrated.margin == inference_margin(model) and calibrated.tile == 1024

@@ -35,7 +35,7 @@ class ModelBundle:
     overlap: float = 0.5
     blend: str = "smooth"
     mpp: float = None  #: microns per pixel of the training images (None: unknown, e.g. DSB 2018's mixed microscopes)
-    margin: int = 0  #: > 0: tiles of ``tile`` px whose ``margin`` px border is discarded (no overlap blending)
+    margin: int = 0  #: > 0: tiles of ``tile`` px whose ``margin`` px border is discarded (``overlap`` and ``blend`` unused)
     tta: bool = False  #: test-time augmentation: the mean over the 8 flips and 90-degree rotations of each tile
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
