@@ -124,3 +124,14 @@ def test_fit_gbunet_without_config_offline_stops_at_once_naming_the_weights(data
     assert "experiments/lagree2021-gbunet-cpu.yaml" in result.output
     assert not (tmp_path / "run" / "members" / "0" / "best.keras").exists()
     assert time.perf_counter() - started < 60
+
+
+def test_the_shipped_ensemble_is_a_model_folder_of_three_frozen_members():
+    bundle = load_bundle("lagree2021_ensemble_cpu")
+    members = [layer for layer in bundle.model.layers if layer.name.startswith("member_")]
+    assert len(members) == 3 and not bundle.model.trainable_weights
+    assert bundle.info["arch"] == "ensemble" and bundle.mpp == 0.25 and bundle.stain == "macenko"
+    tiles = np.random.default_rng(0).integers(0, 256, (1, 256, 256, 3), dtype=np.uint8)
+    probability = bundle.probabilities(tiles)
+    expected = np.mean([np.asarray(m(tiles / 255.0))[..., -1] for m in members], axis=0)
+    np.testing.assert_allclose(probability, expected, atol=1e-5)
