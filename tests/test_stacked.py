@@ -83,6 +83,8 @@ def test_gbunet_trains_missing_members_once_and_reuses_them(datasets, tmp_path):
     assert "reuse " + str(member) in again and member.stat().st_mtime_ns == stamp, "a trained member is not retrained"
     model = load_bundle(tmp_path / "gb2" / "best.keras").model
     assert [layer.name for layer in model.layers if layer.name.startswith("member_")] == ["member_0_unet", "member_1_unet_plus"]
+    exported = CliRunner().invoke(cli, ["export", str(tmp_path / "gb2" / "best.keras"), "--out", str(tmp_path / "serving")])
+    assert exported.exit_code == 0 and (tmp_path / "serving" / "1" / "saved_model.pb").is_file(), exported.output
 
 
 def test_ensemble_folder_is_a_model_like_any_other(datasets, tmp_path):
