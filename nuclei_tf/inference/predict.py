@@ -64,20 +64,16 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
         return
     height, width = source.shape
     tile = bundle.tile
-    padded_height, padded_width = max(height, tile), max(width, tile)
-    rows = tile_starts(padded_height, tile, bundle.overlap) + [padded_height]
-    cols = tile_starts(padded_width, tile, bundle.overlap)
-    first = next(i for i, r in enumerate(rows[:-1]) if r + tile > start_row)  # the first tile row touching start_row
+    padded_width = max(width, tile)
+    rows, boxes = blend_boxes(bundle, source.shape, start_row)
     normalise = stain_function(bundle, source)
     maximum = bundle.blend == "max"  # Long 2020: "the maximum value of all predictions ... at one pixel"
     window = None if maximum else blend_window(tile, bundle.blend)
     empty = -np.inf if maximum else 0.0
     total = np.full((tile, padded_width), empty)
     weight = None if maximum else np.zeros((tile, padded_width))
-    starts = rows[first:-1]
-    kept = sum(source.has_tissue(c, r, tile, tile) for r in starts for c in cols) if progress else 0
+    kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
     following_of = dict(zip(rows[:-1], rows[1:]))
-    boxes = [(r, [(c, r, tile, tile) for c in cols]) for r in starts]
     with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
         for r, tiles in tile_rows(source, boxes, normalise):
             for begin in range(0, len(tiles), batch_size):
@@ -103,6 +99,37 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
                     band[tile - step :] = fill
 
 
+def blend_boxes(bundle, shape, start_row=0):
+    """``(row_starts, [(r, [(x, y, w, h), ...]), ...])``: the tile-row starts of the blend scheme
+    (plus the padded height) and the tiles of every row from the first touching ``start_row``."""
+    tile = bundle.tile
+    padded_height, padded_width = max(shape[0], tile), max(shape[1], tile)
+    rows = tile_starts(padded_height, tile, bundle.overlap) + [padded_height]
+    cols = tile_starts(padded_width, tile, bundle.overlap)
+    first = next(i for i, r in enumerate(rows[:-1]) if r + tile > start_row)  # the first tile row touching start_row
+    return rows, [(r, [(c, r, tile, tile) for c in cols]) for r in rows[first:-1]]
+
+
+def margin_boxes(bundle, shape, start_row=0):
+    """``(column_windows, [(row_window, [(x, y, w, h), ...]), ...])`` of the margin scheme: the
+    windows of every row of cores from the one holding ``start_row``."""
+    multiple = input_multiple(bundle.model)
+    if bundle.tile <= 2 * bundle.margin or bundle.margin % multiple or bundle.tile % multiple:
+        raise ValueError(f"tile {bundle.tile} and margin {bundle.margin} must be multiples of {multiple} "
+                         f"with tile > 2 x margin")
+    padded_height, padded_width = (-(-n // multiple) * multiple for n in shape)
+    rows = [w for w in margin_windows(padded_height, bundle.tile, bundle.margin) if w[1] > start_row and w[0] < shape[0]]
+    cols = margin_windows(padded_width, bundle.tile, bundle.margin)
+    return cols, [(row, [(c0, row[2], c1 - c0, row[3] - row[2]) for _, _, c0, c1 in cols]) for row in rows]
+
+
+def prediction_boxes(bundle, shape):
+    """Every model-space box ``(x, y, w, h)`` that prediction of an image of ``shape`` reads
+    (before tiles without tissue are skipped), in either scheme."""
+    _, rows = margin_boxes(bundle, shape) if bundle.margin else blend_boxes(bundle, shape)
+    return [box for _, boxes in rows for box in boxes]
+
+
 #: pixels of the 256 px tiles that ``batch_size`` counts (the margin scheme's memory budget per model call)
 PIXELS_PER_TILE = 256 * 256
 
@@ -123,14 +150,8 @@ def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
     (:func:`~nuclei_tf.models.receptive_field.inference_margin`) the result equals one model
     call on the whole (padded) image. A row of windows yields its core rows."""
     height, width = source.shape
-    multiple = input_multiple(bundle.model)
-    padded_height, padded_width = (-(-n // multiple) * multiple for n in (height, width))
-    if bundle.tile <= 2 * bundle.margin or bundle.margin % multiple or bundle.tile % multiple:
-        raise ValueError(f"tile {bundle.tile} and margin {bundle.margin} must be multiples of {multiple} "
-                         f"with tile > 2 x margin")
-    rows = [w for w in margin_windows(padded_height, bundle.tile, bundle.margin) if w[1] > start_row and w[0] < height]
-    cols = margin_windows(padded_width, bundle.tile, bundle.margin)
-    boxes = [(row, [(c0, row[2], c1 - c0, row[3] - row[2]) for _, _, c0, c1 in cols]) for row in rows]
+    padded_width = -(-width // input_multiple(bundle.model)) * input_multiple(bundle.model)
+    cols, boxes = margin_boxes(bundle, source.shape, start_row)
     normalise = stain_function(bundle, source)
     per_call = max(1, batch_size * PIXELS_PER_TILE // bundle.tile**2)  # as many pixels per call as batch_size 256 px tiles
     kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0

@@ -26,13 +26,12 @@ import numpy as np
 
 from nuclei_tf.inference.outputs import FinishedRows, OverlayRows, geojson_feature, polygons
 from nuclei_tf.inference.png import PngRows
-from nuclei_tf.inference.predict import probability_rows
+from nuclei_tf.inference.predict import prediction_boxes, probability_rows
 from nuclei_tf.inference.pyramid import write_label_pyramid
 from nuclei_tf.inference.resume import StripParts
 from nuclei_tf.inference.sources import SlideSource
 from nuclei_tf.postprocess.measurements import nucleus_measurements
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
-from nuclei_tf.preprocess.tiling import tile_grid
 from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask
 
 #: regions with more level-0 pixels than this get no overlay PNG unless asked for
@@ -198,8 +197,8 @@ def _report_plan(source, bundle, view, slide, parts, echo):
          f"-> level {view.level}, resampled x{1 / view.downsample:.3f} to the model's {bundle.mpp} um/px "
          f"({width} x {height} px)")
     if source.tissue is not None:
-        grid = tile_grid(view.shape, bundle.tile, bundle.overlap)
-        kept = sum(source.has_tissue(c, r, bundle.tile, bundle.tile) for r, c in grid)
+        grid = prediction_boxes(bundle, view.shape)
+        kept = sum(source.has_tissue(*box) for box in grid)
         echo(f"tissue: {100 * source.tissue.kept_fraction:.1f}% of the slide; {kept} of {len(grid)} tiles kept "
              f"({100 * kept / len(grid):.1f}%)")
     if parts.strips:
