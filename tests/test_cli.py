@@ -57,3 +57,10 @@ def test_models_without_params_does_not_load_tensorflow():
               "print(r.exit_code, 'unet_plus' in r.output, 'tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.stdout.split() == ["0", "True", "False"], out.stderr[-2000:]
+
+
+def test_the_stored_catalog_matches_the_registry():
+    from nuclei_tf.cli.models import CATALOG, describe
+
+    assert json.loads(CATALOG.read_text()) == describe(count=False), \
+        "the model registry changed: run `python -m nuclei_tf.cli.models` to rewrite nuclei_tf/models/catalog.json"

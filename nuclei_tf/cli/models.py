@@ -1,11 +1,15 @@
 """`nuclei-tf models`: every architecture with its options and parameter count."""
 import json
 import os
-import sys
+from pathlib import Path
 
 import click
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+#: ``describe(count=False)`` of the registry, stored so that ``models --no-params`` needs neither
+#: Keras nor TensorFlow; ``python -m nuclei_tf.cli.models`` rewrites it, a test keeps it current
+CATALOG = Path(__file__).resolve().parents[1] / "models" / "catalog.json"
 
 
 def _jsonable(value):
@@ -63,7 +67,10 @@ def _table(rows):
 )
 def models(as_json, no_params):
     """List every architecture with its options and parameter count at the default options."""
-    if no_params and "keras" not in sys.modules:
-        os.environ.setdefault("KERAS_BACKEND", "numpy")  # the registry without loading TensorFlow
-    rows = describe(count=not no_params)
+    rows = json.loads(CATALOG.read_text()) if no_params else describe(count=True)
     click.echo(json.dumps(rows, indent=2) if as_json else _table(rows))
+
+
+if __name__ == "__main__":
+    CATALOG.write_text(json.dumps(describe(count=False), indent=1) + "\n")
+    print(f"wrote {CATALOG}")
