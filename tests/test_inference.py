@@ -405,3 +405,16 @@ def test_the_shipped_model_discards_at_least_its_measured_receptive_field(synthe
     assert result.exit_code == 0, result.output
     calibrated = load_bundle(tmp_path / "f")
     assert calibrated.margin == inference_margin(model) and calibrated.tile == 512
+
+
+def test_nucleus_polygons_are_valid_even_through_a_one_pixel_neck():
+    from shapely.geometry import Polygon
+
+    from nuclei_tf.inference.outputs import polygons
+
+    labels = np.zeros((12, 12), np.int32)
+    labels[1:5, 1:5] = 1
+    labels[5, 5] = 1  # two squares joined at a corner pixel
+    labels[6:10, 6:10] = 1
+    ring = polygons(labels)[1]
+    assert Polygon(ring).is_valid and ring[0] == ring[-1]

@@ -57,7 +57,30 @@ def polygons(instances):
             r, c = box[0].start, box[1].start
             contour = np.array([[c, r], [c + 1, r], [c + 1, r + 1], [c, r + 1]], float)
         rings[label] = np.vstack([contour, contour[:1]]).tolist()
+        rings[label] = valid_ring(rings[label])
     return rings
+
+
+def valid_ring(ring):
+    """``ring`` itself when it is a valid polygon; else the outline of the largest polygon of its
+    repair (a contour through a one-pixel neck touches itself, which GeoJSON readers reject)."""
+    from shapely.geometry import Polygon
+    from shapely.validation import make_valid
+
+    polygon = Polygon(ring)
+    if polygon.is_valid:
+        return ring
+    parts = [g for g in _polygons(make_valid(polygon)) if g.area > 0]
+    if not parts:
+        return ring
+    return [list(xy) for xy in max(parts, key=lambda g: g.area).exterior.coords]
+
+
+def _polygons(geometry):
+    """The polygons inside a (possibly nested) shapely geometry collection."""
+    if geometry.geom_type == "Polygon":
+        return [geometry]
+    return [part for child in getattr(geometry, "geoms", []) for part in _polygons(child)]
 
 
 def geojson_feature(label, ring):
