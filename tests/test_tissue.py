@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_fraction_of_box, tissue_mask, tissue_png_path
+from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask, tissue_png_path
 
 from conftest import SHARED_DATA
 
@@ -97,7 +97,6 @@ def test_tissue_map_matches_slow_mean(scale):
         w, h = rng.uniform(0.5, 0.6 * width), rng.uniform(0.5, 0.6 * height)
         expected = slow_fraction(mask, scale, x, y, w, h)
         assert tissue.fraction(x, y, w, h) == pytest.approx(expected, abs=1e-9)
-        assert tissue_fraction_of_box(mask, scale, x, y, w, h) == pytest.approx(expected, abs=1e-9)
     xs, ys = rng.uniform(-width, width, 50), rng.uniform(-height, height, 50)
     np.testing.assert_allclose(tissue.fractions(xs, ys, 30.0, 20.0),
                                [slow_fraction(mask, scale, x, y, 30.0, 20.0) for x, y in zip(xs, ys)], atol=1e-9)

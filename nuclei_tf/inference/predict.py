@@ -152,6 +152,7 @@ def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
     height, width = source.shape
     padded_width = -(-width // input_multiple(bundle.model)) * input_multiple(bundle.model)
     cols, boxes = margin_boxes(bundle, source.shape, start_row)
+    core_of = {window0: (core0, core1) for core0, core1, window0, _ in cols}  # a window's x -> its core columns
     normalise = stain_function(bundle, source)
     per_call = max(1, batch_size * PIXELS_PER_TILE // bundle.tile**2)  # as many pixels per call as batch_size 256 px tiles
     kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
@@ -163,9 +164,8 @@ def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
                 for begin in range(0, len(same), per_call):
                     chunk = same[begin : begin + per_call]
                     for ((x, *_), _), probability in zip(chunk, bundle.probabilities(np.stack([t for _, t in chunk]))):
-                        column = next(c for c in cols if c[2] == x)
-                        band[:, column[0] : column[1]] = probability[core0 - window0 : core1 - window0,
-                                                                     column[0] - x : column[1] - x]
+                        left, right = core_of[x]
+                        band[:, left:right] = probability[core0 - window0 : core1 - window0, left - x : right - x]
                     bar.update(len(chunk))
             first, last = max(core0, start_row), min(core1, height)
             if last > first:

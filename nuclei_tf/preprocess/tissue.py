@@ -139,12 +139,6 @@ class TissueMap:
         return min(max((f(x1, y1) - f(x0, y1) - f(x1, y0) + f(x0, y0)) / area, 0.0), 1.0)
 
 
-def tissue_fraction_of_box(mask, scale, x, y, width, height):
-    """Tissue fraction of one full-resolution box; builds a :class:`TissueMap` each call, so for
-    the tiles of a slide build one ``TissueMap(mask, scale)`` and call ``.fraction`` instead."""
-    return TissueMap(mask, scale).fraction(x, y, width, height)
-
-
 def tissue_png_path(path):
     """``<stem>.tissue.png`` next to ``path`` (a path already ending in .tissue.png is kept)."""
     path = Path(path)
