@@ -39,6 +39,18 @@ def disk_instances(shape, centres, radius):
     return instances
 
 
+def three_class_darkness_model():
+    """A three-class model (background, interior, boundary) by darkness: a fixed 1x1 convolution +
+    softmax, interior where the mean RGB is below 0.32, boundary up to 0.45, background above."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(3, 1, activation="softmax", name="probabilities")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.tile(np.array([40.0, -40.0, 0.0]) / 3, (1, 1, 3, 1)), np.array([-18.0, 12.8, 0.0])])
+    return model
+
+
 def random_rgb(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
 

@@ -17,7 +17,30 @@ def test_experiment_resolves(path):
     assert config["protocol"] in PROTOCOLS and config["train"]["loss"] in LOSSES
     spec = get_spec(config["arch"])
     assert set(config["model"]) <= set(spec.options) | {"members"}
-    assert config["data"]["classes"] == config["model"].get("classes", 1)
+    three_class = config["model"].get("head") == "three_class"
+    assert config["data"]["classes"] == (3 if three_class else config["model"].get("classes", 1))
+    assert three_class == (config["train"]["loss"] == "three_class")
+
+
+def test_the_three_class_experiment_is_the_cpu_recipe_with_the_three_class_head():
+    experiments = Path(__file__).resolve().parents[1] / "experiments"
+    three_class = load_config(experiments / "lagree2021-unet-plus-three-class.yaml")
+    recipe = load_config(experiments / "unet_plus_cpu.yaml")
+    assert three_class["model"] == {**{k: v for k, v in recipe["model"].items() if k != "classes"}, "head": "three_class"}
+    assert three_class["data"] == {**recipe["data"], "classes": 3}
+    assert three_class["train"] == {**recipe["train"], "loss": "three_class"}
+    assert {k: three_class[k] for k in ("protocol", "arch", "preprocess", "seed")} == {k: recipe[k] for k in ("protocol", "arch", "preprocess", "seed")}
+
+
+def test_head_and_loss_go_together_and_stacked_models_refuse_the_head():
+    with pytest.raises(ValueError, match="head 'three_class' with train loss 'lagree2021'"):
+        load_config(None, {"model": {"head": "three_class"}})
+    with pytest.raises(ValueError, match="head 'foreground' with train loss 'three_class'"):
+        load_config(None, {"train": {"loss": "three_class"}})
+    with pytest.raises(ValueError, match="gbunet \\(a stacked model\\) and its members have the foreground head only"):
+        load_config(None, {"arch": "gbunet", "model": {"head": "three_class"}, "train": {"loss": "three_class"}})
+    with pytest.raises(ValueError, match="ensemble \\(a stacked model\\)"):
+        load_config(None, {"arch": "ensemble", "members": [{"arch": "unet_plus", "head": "three_class"}]})
 
 
 def test_overrides_and_unknown_keys(tmp_path):

@@ -19,10 +19,11 @@ from nuclei_tf.inference.outputs import nucleus_table, write_outputs, write_segm
 from nuclei_tf.inference.predict import segment_strips
 from nuclei_tf.postprocess.strips import InstanceStrip
 from nuclei_tf.models import build_model
-from nuclei_tf.postprocess import PostProcess
+from nuclei_tf.postprocess import PostProcess, probability_to_instances
+from nuclei_tf.postprocess.markers import nucleus_outputs, reduce_three_class
 from nuclei_tf.preprocess.tiling import extract_tiles, stitch
 
-from conftest import disk_instances
+from conftest import disk_instances, three_class_darkness_model
 
 
 def red_channel_model():
@@ -42,12 +43,13 @@ def test_streamed_stitching_returns_the_image(shape, blend):
     np.testing.assert_array_equal(probability, (image[..., 0] / 255.0).astype(np.float16))
 
 
-def test_streamed_prediction_matches_whole_array_stitching():
-    model = build_model("unet_plus", base_filters=4, depth=3)
+@pytest.mark.parametrize("head", ["foreground", "three_class"])
+def test_streamed_prediction_matches_whole_array_stitching(head):
+    model = build_model("unet_plus", base_filters=4, depth=3, head=head)
     image = np.random.default_rng(1).integers(0, 256, (150, 200, 3), dtype=np.uint8)
     bundle = ModelBundle(model, tile=64, overlap=0.5, blend="smooth")
     tiles, starts = extract_tiles(image, 64, 0.5)
-    expected = stitch(np.asarray(model(tiles / 255.0))[..., 0], starts, image.shape[:2], "smooth")
+    expected = stitch(nucleus_outputs(np.asarray(model(tiles / 255.0))), starts, image.shape[:2], "smooth")
     np.testing.assert_allclose(predict_probability(bundle, image).astype(np.float32), expected, atol=1e-3)
 
 
@@ -294,6 +296,8 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"split": "voronoi"}, "one of none, watershed"),
     ("postprocess", {"min_size": -1}, "an integer >= 0"),
     ("postprocess", {"thresold": 0.5}, "unknown postprocess key(s) thresold"),
+    ("postprocess", {"marker_threshold": 1.5}, "'postprocess.marker_threshold' = 1.5"),
+    ("postprocess", {"split": "markers"}, "needs a three-class model"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):
     config = json.loads((tiny_bundle_dir / "config.json").read_text())
@@ -354,11 +358,12 @@ def test_sigterm_stops_predict_without_partial_files(tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_tta_is_the_mean_over_the_eight_flips_and_rotations(tmp_path):
-    model = build_model("unet_plus", base_filters=4, depth=3)
+@pytest.mark.parametrize("head", ["foreground", "three_class"])
+def test_tta_is_the_mean_over_the_eight_flips_and_rotations(tmp_path, head):
+    model = build_model("unet_plus", base_filters=4, depth=3, head=head)
     tiles = np.random.default_rng(3).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     plain = ModelBundle(model, tile=32)
-    expected = np.zeros((2, 32, 32))
+    expected = 0.0
     for turns in range(4):
         for flip in (False, True):
             view = np.rot90(tiles, turns, axes=(1, 2))
@@ -391,6 +396,43 @@ def test_margin_tiling_equals_one_whole_image_model_call(arch):
     assert np.abs(blended - whole).max() > np.abs(tiled - whole).max()  # blending 256 px tiles does not
     resumed = list(probability_rows(bundle, image, start_row=700))
     assert resumed[0][0] == 700 and np.array_equal(np.vstack([rows for _, rows in resumed]), tiled[700:].astype(np.float16))
+
+
+def test_a_three_class_model_is_reduced_to_two_channels_as_early_as_the_tiles():
+    from nuclei_tf.models.receptive_field import inference_margin
+
+    model = build_model("unet_plus", base_filters=4, depth=3, head="three_class")
+    tiles = np.random.default_rng(4).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(ModelBundle(model, tile=32).probabilities(tiles), reduce_three_class(model(tiles / 255.0)), atol=1e-6)
+    margin = inference_margin(model)
+    image = np.random.default_rng(5).integers(0, 256, (3 * margin + 20, 5 * margin + 8, 3), dtype=np.uint8)  # multiples of 4
+    whole = reduce_three_class(np.asarray(model((image / 255.0)[None].astype(np.float32)))[0])
+    tiled = predict_probability(ModelBundle(model, tile=4 * margin, margin=margin), image).astype(np.float32)
+    assert tiled.shape == image.shape[:2] + (2,)
+    half_ulp = np.abs(whole - whole.astype(np.float16).astype(np.float32))
+    assert np.all(np.abs(tiled - whole) <= half_ulp + 1e-5), "the margin scheme carries both channels exactly"
+
+
+def test_a_three_class_model_folder_segments_with_markers(tmp_path):
+    model = three_class_darkness_model()
+    model.save(tmp_path / "bare.keras")
+    bare = load_bundle(tmp_path / "bare.keras")
+    assert bare.postprocess == PostProcess(split="markers"), "a three-class model splits with markers by default"
+    image = np.asarray(Image.open("nuclei_tf/data/sample/breast_sample.png").convert("RGB"))[:200, :160]
+    bare.tile = 64
+    probability, instances = segment(bare, image)
+    assert probability.shape == (200, 160, 2) and probability.dtype == np.float16 and instances.dtype == np.int32
+    whole = probability_to_instances(probability, bare.postprocess)
+    np.testing.assert_array_equal(instances > 0, whole > 0)
+    assert instances.max() == whole.max() > probability_to_instances(probability, PostProcess()).max() > 5
+    settings = PostProcess(threshold=0.4, split="markers", marker_threshold=0.6)
+    folder = save_bundle(ModelBundle(model, tile=64, postprocess=settings), tmp_path / "folder")
+    assert load_bundle(folder).postprocess == settings
+    Image.fromarray(image).save(tmp_path / "a.png")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--model", str(folder), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    labels = tifffile.imread(tmp_path / "out" / "a.labels.tif")
+    assert labels.dtype == np.int32 and labels.max() > 5
 
 
 def test_the_shipped_model_discards_at_least_its_measured_receptive_field(synthetic_monuseg, synthetic_tnbc, tmp_path):

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from nuclei_tf.cli.models import models as models_command
 from nuclei_tf.cli.models import measure
 from nuclei_tf.models import EncoderWeightsError, build_encoder, build_model, get_spec, list_models
+from nuclei_tf.models.heads import model_head
 from nuclei_tf.models.layers import InputSizeCheck
 
 ARCHS = ["unet", "unet_modified", "unet_plus", "unetpp", "unet_encoder", "unetpp_encoder", "gbunet", "ensemble"]
@@ -85,6 +86,40 @@ def test_shapes_logits_and_float32_probabilities(key, classes):
     logits = run(keras.Model(model.input, model.get_layer("logits").output), images())
     expected = tf.sigmoid(logits) if classes == 1 else tf.nn.softmax(logits)
     np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+
+THREE_CLASS = {
+    **{key: lambda key=key: tiny(key, head="three_class") for key in ("unet", "unet_modified", "unet_plus", "unetpp")},
+    "unetpp_deep_supervision": lambda: tiny("unetpp", head="three_class", deep_supervision=True),
+    "unet_encoder": lambda: build_model("unet_encoder", encoder="vgg16", head="three_class"),
+    "unetpp_encoder": lambda: build_model("unetpp_encoder", head="three_class"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(THREE_CLASS))
+def test_three_class_head_is_a_float32_softmax_over_three_channels(key):
+    model = THREE_CLASS[key]()
+    for probabilities in as_list(run(model, images())):
+        assert probabilities.shape == (2, 64, 64, 3) and probabilities.dtype == np.float32
+    logits = run(keras.Model(model.input, model.get_layer("logits").output), images())
+    np.testing.assert_allclose(as_list(run(model, images()))[-1], tf.nn.softmax(logits), atol=1e-6)
+    assert model_head(model) == "three_class" and model.get_layer("logits").filters == 3
+    rebuilt = keras.Model.from_config(model.get_config())
+    assert model_head(rebuilt) == "three_class" and model_head(tiny("unet_plus")) == "foreground"
+
+
+def test_three_class_head_errors_and_stacked_models_refuse_it():
+    with pytest.raises(ValueError, match="head must be one of foreground, three_class"):
+        tiny("unet", head="boundary")
+    with pytest.raises(ValueError, match="three_class head is a 3-class softmax"):
+        tiny("unet_plus", head="three_class", classes=2)
+    assert tiny("unet_plus", head="three_class", classes=3).output.shape[-1] == 3
+    member = dict(MEMBER, head="three_class", classes=1)
+    for arch in ("gbunet", "ensemble"):
+        with pytest.raises(ValueError, match=r"members must have the foreground head; member 1 \(unet_plus\)"):
+            build_model(arch, members=[MEMBER, member])
+        with pytest.raises(ValueError, match="unknown option"):
+            build_model(arch, members=[MEMBER, MEMBER], head="three_class")
 
 
 def test_modified_unet_has_batchnorm_after_every_3x3_conv():
@@ -160,6 +195,7 @@ def _members_options(tmp_path):
 
 ROUND_TRIPS = {
     **{key: lambda tmp_path, key=key: tiny(key) for key in TINY},
+    "unet_plus_three_class": lambda tmp_path: tiny("unet_plus", head="three_class"),
     "unetpp_deep_supervision": lambda tmp_path: tiny("unetpp", deep_supervision=True, dropout=0.1),
     "unet_encoder_vgg16": lambda tmp_path: build_model("unet_encoder", encoder="vgg16", classes=2),
     "gbunet": lambda tmp_path: build_model("gbunet", members=_members_options(tmp_path), base_filters=4, depth=3),
@@ -182,6 +218,7 @@ def test_outputs_are_float32_under_mixed_precision(mixed_precision):
     model = tiny("unet_plus", classes=2)
     assert model.get_layer("logits").compute_dtype == "float16"
     assert run(model, images()).dtype == np.float32
+    assert run(tiny("unet_plus", head="three_class"), images()).dtype == np.float32
     ensemble = build_model("ensemble", members=[MEMBER, MEMBER])
     assert run(ensemble, images()).dtype == np.float32
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from nuclei_tf.data import DataError, InstanceFolder
-from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
+from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, example_seed, prepare
 from nuclei_tf.preprocess.augment import Augmenter, kasturi_variants
 
 from conftest import disk_instances
@@ -14,11 +14,12 @@ def records(synthetic_folder):
     return InstanceFolder(synthetic_folder).records()
 
 
-def test_batches_have_the_documented_shapes(records):
-    config = PipelineConfig(tile=16, overlap=0.5, batch_size=4, classes=2)
+@pytest.mark.parametrize("classes", [2, 3])
+def test_batches_have_the_documented_shapes(records, classes):
+    config = PipelineConfig(tile=16, overlap=0.5, batch_size=4, classes=classes)
     pipeline = TrainingPipeline(prepare(records, config), config)
     image, target, weights = next(iter(pipeline.dataset(0)))
-    assert image.shape == (4, 16, 16, 3) and target.shape == (4, 16, 16, 2) and weights.shape == (4, 16, 16, 1)
+    assert image.shape == (4, 16, 16, 3) and target.shape == (4, 16, 16, classes) and weights.shape == (4, 16, 16, 1)
     assert 0.0 <= float(np.min(image)) and float(np.max(image)) <= 1.0
     assert np.allclose(np.sum(target, axis=-1), 1.0)
     assert pipeline.steps(0) == len(pipeline.items(0)) // 4
@@ -65,6 +66,34 @@ def test_random_whole_and_offline_modes(records):
     offline = PipelineConfig(sampling="whole", offline="kasturi2022", offline_size=32, batch_size=2)
     prepared = prepare(records, offline)
     assert [p.id for p in prepared[:3]] == ["a#0", "a#1", "a#2"] and prepared[0].image.shape == (32, 32, 3)
+
+
+def test_three_class_targets_come_from_the_augmented_instance_map():
+    from scipy import ndimage
+
+    from nuclei_tf.data.pipeline import Prepared
+    from nuclei_tf.data.targets import three_class_targets
+    from nuclei_tf.preprocess.weight_map import weight_map
+
+    instances = np.zeros((40, 40), np.int32)
+    instances[8:32, 6:20] = 4
+    instances[8:32, 20:34] = 9  # two nuclei touching along a vertical line
+    image = np.dstack([np.where(instances > 0, 90, 220).astype(np.uint8)] * 3)
+    augment = {"affine": {"p": 1.0, "rotate": [30, 30]}}
+    config = PipelineConfig(tile=40, classes=3, boundary_width=2, augment=augment, batch_size=1)
+    pipeline = TrainingPipeline([Prepared("two", image, instances, weight_map(instances))], config)
+    _, target, weights = pipeline.example(0, 0, (0, 0, 0))
+    _, moved, moved_weights = Augmenter(augment)(image, instances, weight_map(instances), seed=example_seed(0, 0, 0))
+    assert set(np.unique(moved)) == {0, 4, 9}, "ids move by nearest neighbour"
+    np.testing.assert_array_equal(target, three_class_targets(moved, 2))
+    np.testing.assert_array_equal(weights[..., 0], moved_weights)
+    blobs = ndimage.label(target[..., 0] == 0)[0]
+    assert ndimage.label(target[..., 1] > 0, structure=np.ones((3, 3)))[1] == 2
+    assert len(np.unique(blobs[target[..., 1] > 0])) == 1, "the boundary parts two interiors in one blob"
+    _, batch_target, _ = next(iter(pipeline.dataset(0)))
+    assert batch_target.shape == (1, 40, 40, 3)
+    with pytest.raises(ValueError, match="boundary_width must be >= 1"):
+        PipelineConfig(classes=3, boundary_width=0)
 
 
 def test_kasturi_variants_keep_instance_ids():

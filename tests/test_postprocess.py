@@ -1,4 +1,6 @@
-"""Post-processing: probability -> instances, watershed splitting, threshold search."""
+"""Post-processing: probability -> instances, watershed and marker splitting, threshold search."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from nuclei_tf.postprocess import (
     search_threshold,
     watershed_split,
 )
+from nuclei_tf.postprocess.markers import reduce_three_class
 
 from conftest import disk_instances
 
@@ -71,3 +74,39 @@ def test_search_threshold_finds_the_separating_threshold():
     assert best_p.threshold == 0.5
     with pytest.raises(ValueError, match="unknown metric"):
         search_threshold([probability], [gt], metric="accuracy", thresholds=(0.5,))
+
+
+def three_class_probabilities():
+    """(interior, nucleus) maps: two overlapping disks of radius 10 (one blob) with an interior
+    disk of radius 4 at each centre, and a lone disk without interior (no marker)."""
+    centres = [(32, 22), (32, 40), (10, 54)]
+    nucleus = np.where(disk_instances((64, 64), centres, 10) > 0, 0.9, 0.05)
+    interior = np.where(disk_instances((64, 64), centres[:2], 4) > 0, 0.8, 0.02)
+    interior[50:55, 5:10] = 0.9  # outside every nucleus: not a marker
+    return np.stack([interior, nucleus], axis=-1).astype(np.float32)
+
+
+def test_markers_split_touching_nuclei_and_keep_a_nucleus_without_marker_whole():
+    probabilities = three_class_probabilities()
+    settings = PostProcess(split="markers", threshold=0.5, marker_threshold=0.5)
+    instances = probability_to_instances(probabilities, settings)
+    assert instances.max() == 3 and instances.dtype == np.int32
+    np.testing.assert_array_equal(instances > 0, probabilities[..., 1] > 0.5)
+    assert instances[32, 15] != instances[32, 47] and instances[10, 54] not in (instances[32, 15], instances[32, 47])
+    assert (instances[32, 12:31] == instances[32, 15]).all() and (instances[32, 32:51] == instances[32, 47]).all()
+    assert probability_to_instances(probabilities, PostProcess(split="none")).max() == 2  # the nucleus channel alone
+    assert probability_to_instances(probabilities, replace(settings, marker_threshold=0.85)).max() == 2  # no marker left
+
+
+def test_a_three_class_softmax_is_reduced_to_interior_and_nucleus():
+    interior, nucleus = np.moveaxis(three_class_probabilities(), -1, 0)
+    softmax = np.stack([1 - nucleus, interior, nucleus - interior], axis=-1)
+    np.testing.assert_allclose(reduce_three_class(softmax), three_class_probabilities(), atol=1e-6)
+    settings = PostProcess(split="markers")
+    np.testing.assert_array_equal(probability_to_instances(softmax, settings),
+                                  probability_to_instances(three_class_probabilities(), settings))
+    with pytest.raises(ValueError, match="split 'markers' needs a three-class model"):
+        probability_to_instances(nucleus, settings)
+    with pytest.raises(ValueError, match="marker_threshold must lie in"):
+        PostProcess(split="markers", marker_threshold=-0.1)
+    assert PostProcess.from_dict(settings.to_dict()) == settings

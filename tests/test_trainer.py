@@ -7,10 +7,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from nuclei_tf.cli.fit import check_run_folder
 from nuclei_tf.cli.main import cli
 from nuclei_tf.data import InstanceFolder
 from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
 from nuclei_tf.models import build_model
+from nuclei_tf.train.config import load_config
 from nuclei_tf.train.precision import resolve_precision
 from nuclei_tf.train.trainer import NonFiniteLossError, TrainConfig, Trainer, TrainingInterrupted
 
@@ -238,6 +240,34 @@ def test_fit_cli_runs_a_long2020_experiment_on_the_dsb_download(synthetic_dsb_do
     assert all(np.isfinite(h["val_loss"]) for h in summary["history"])
 
 
+def test_fit_calibrate_and_predict_a_three_class_unet_plus(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    """The shipped three-class experiment (Kumar 2017 head, loss three_class), shrunk: 2 training
+    steps through `nuclei-tf fit`, `calibrate` searching threshold x marker threshold, then an
+    image segmented into int32 nuclei."""
+    from pathlib import Path
+
+    from nuclei_tf.inference import load_bundle, segment
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "lagree2021-unet-plus-three-class.yaml").read_text())
+    config["model"].update(TINY)
+    config["data"].update(tile=32, batch_size=2)
+    config["train"].update(epochs=1, steps_per_epoch=2)
+    (tmp_path / "three.yaml").write_text(yaml.safe_dump(config))
+    data = ["--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc), "--protocol", "kasturi2022"]  # has a val split
+    result = CliRunner().invoke(cli, ["fit", "--config", str(tmp_path / "three.yaml"), *data, "--out", str(tmp_path / "run")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
+    assert all(np.isfinite([h["loss"], h["dice"], h["val_loss"], h["val_dice"]]).all() for h in history)
+    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--out", str(tmp_path / "folder")],
+                                    catch_exceptions=False)
+    assert calibrated.exit_code == 0, calibrated.output
+    bundle = load_bundle(tmp_path / "folder")
+    assert bundle.postprocess.split == "markers" and len(bundle.info["calibration"]["table"]) == 30
+    probability, instances = segment(bundle, np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    assert probability.shape == (48, 40, 2) and instances.shape == (48, 40) and instances.dtype == np.int32
+
+
 def test_fit_refuses_to_mix_two_runs_in_one_folder(synthetic_monuseg, synthetic_tnbc, tmp_path):
     config = {"arch": "unet_plus", "model": TINY, "data": {"tile": 32, "batch_size": 2}, "train": {"epochs": 1, "steps_per_epoch": 1}}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))
@@ -259,6 +289,10 @@ def test_fit_refuses_to_mix_two_runs_in_one_folder(synthetic_monuseg, synthetic_
     assert not (tmp_path / "new").exists()
     fresh = runner.invoke(cli, [*base[:-1], str(tmp_path / "none"), "--resume"])
     assert fresh.exit_code == 2 and "holds no run" in fresh.output
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del recorded["data"]["boundary_width"]  # a run recorded before that setting existed
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(recorded))
+    check_run_folder(tmp_path / "run", load_config(tmp_path / "exp.yaml"), resume=True, overwrite=False)
 
 
 def test_sigterm_stops_fit_like_ctrl_c_and_the_run_resumes(synthetic_monuseg, synthetic_tnbc, tmp_path):

@@ -11,7 +11,7 @@ import tifffile
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, three_class_darkness_model
 from nuclei_tf.cli.main import cli
 from nuclei_tf.inference import ModelBundle, save_bundle
 from nuclei_tf.postprocess import PostProcess
@@ -143,6 +143,22 @@ def test_tissue_is_skipped_and_a_stopped_run_resumes_to_the_same_outputs(tmp_pat
     labels_again, table_again, features_again = read_outputs(tmp_path / "again", "synthetic")
     np.testing.assert_array_equal(labels_again, labels)
     assert table_again == table and features_again == features
+
+
+def test_a_three_class_model_segments_a_slide_strip_by_strip_like_the_whole_image(tmp_path, pyramid_slide, monkeypatch):
+    from nuclei_tf.inference import segment, wsi
+
+    monkeypatch.setattr(wsi, "strip_rows_for", lambda width: 64)  # many strips, clusters cut by their borders
+    bundle = ModelBundle(three_class_darkness_model(), tile=64, overlap=0.25, mpp=0.25,
+                         postprocess=PostProcess(threshold=0.5, split="markers", marker_threshold=0.5, min_size=8))
+    folder = save_bundle(bundle, tmp_path / "three_class")
+    result = predict(pyramid_slide, "--model", folder, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    labels, table, _ = read_outputs(tmp_path / "out", "synthetic")
+    _, whole = segment(bundle, tifffile.imread(pyramid_slide, level=0))
+    np.testing.assert_array_equal(labels > 0, whole > 0)
+    pairs = np.unique(np.stack([labels[labels > 0], whole[whole > 0]]), axis=1)
+    assert pairs.shape[1] == labels.max() == whole.max() > 20 and len(table.splitlines()) == labels.max() + 1
 
 
 def test_a_read_failure_mid_run_keeps_the_finished_strips(tmp_path, darkness_model, pyramid_slide, monkeypatch):

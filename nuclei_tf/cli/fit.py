@@ -12,10 +12,11 @@ CPU_RECIPE = "experiments/lagree2021-gbunet-cpu.yaml"
 
 def check_run_folder(run_dir, config, resume, overwrite):
     """Refuse to mix two runs in one folder: a folder holding a run needs --resume (same
-    settings; more epochs allowed) or --overwrite (the old run is deleted)."""
+    settings; more epochs allowed) or --overwrite (the old run is deleted). The recorded config is
+    resolved again, so settings added since it was written compare at their defaults."""
     import shutil
 
-    import yaml
+    from nuclei_tf.train.config import load_config
 
     recorded = run_dir / "config.yaml"
     if not recorded.is_file():
@@ -29,7 +30,7 @@ def check_run_folder(run_dir, config, resume, overwrite):
     if not resume:
         raise click.UsageError(f"{run_dir} holds {state}; pass --resume to continue it, --overwrite to replace it, "
                                "or choose another --out")
-    previous = yaml.safe_load(recorded.read_text())
+    previous = load_config(recorded)
     changed = sorted(k for k in config if k != "train" and config[k] != previous.get(k))
     changed += [f"train.{k}" for k in config["train"] if k != "epochs" and config["train"][k] != previous["train"].get(k)]
     if changed:

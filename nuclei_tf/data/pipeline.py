@@ -18,6 +18,13 @@ Images smaller than a tile are padded by reflection (``pad: reflect``) or with z
 (``pad: constant``, Long 2020: "zero-padding was applied"). ``weight_maps: false`` skips
 the weight maps for losses that do not use them (the stream then carries ones).
 
+Targets (``classes``, set from the model's head by the experiment config): 1, the nucleus
+mask; 2, one-hot (background, nucleus); 3 (the three_class head), one-hot (background,
+interior, boundary) of Kumar et al. 2017 with boundaries ``boundary_width`` px wide
+(:mod:`nuclei_tf.data.targets`). Three-class targets are built after augmentation from the
+augmented instance map (ids move with nearest-neighbour, like the weight map), so touching
+nuclei keep the boundary between them.
+
 ``offline="kasturi2022"`` first replaces each image by its flip-H, flip-V and rotate-45
 variants down-sampled to ``offline_size`` (Kasturi et al. 2022, Algorithm 1).
 """
@@ -30,6 +37,7 @@ import cv2
 import numpy as np
 
 from nuclei_tf.data.errors import DataError
+from nuclei_tf.data.targets import three_class_targets
 from nuclei_tf.preprocess.augment import Augmenter, kasturi_variants, resize
 from nuclei_tf.preprocess.tiling import pad_to, random_crop_starts, tile_grid
 from nuclei_tf.preprocess.weight_map import weight_map
@@ -52,6 +60,7 @@ class PipelineConfig:
     offline_size: int = 512
     augment: Optional[dict] = field(default=None)
     classes: int = 1
+    boundary_width: int = 2
     w0: float = 10.0
     sigma: float = 5.0
     weight_maps: bool = True
@@ -64,8 +73,10 @@ class PipelineConfig:
             raise ValueError(f"sampling must be one of {SAMPLING}, got {self.sampling!r}")
         if self.sampling == "whole" and self.resize is None and self.offline is None:
             raise ValueError("sampling 'whole' needs resize (e.g. 256) or offline variants of a fixed size")
-        if self.classes not in (1, 2):
-            raise ValueError(f"classes must be 1 (sigmoid) or 2 (softmax), got {self.classes}")
+        if self.classes not in (1, 2, 3):
+            raise ValueError(f"classes must be 1 (sigmoid), 2 (softmax) or 3 (three-class head), got {self.classes}")
+        if self.boundary_width < 1:
+            raise ValueError(f"boundary_width must be >= 1 px, got {self.boundary_width}")
         if self.pad not in PADDING:
             raise ValueError(f"pad must be one of {PADDING}, got {self.pad!r}")
         if self.offline not in (None, "kasturi2022"):
@@ -81,8 +92,9 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One training image after loading, preprocessing and weight-map computation (``weights``
-    is None when the config asks for no weight maps)."""
+    """One training image after loading, preprocessing and weight-map computation: ``mask`` is
+    the binary mask, or the int32 instance map for three-class targets; ``weights`` is None
+    when the config asks for no weight maps."""
 
     id: str
     image: np.ndarray
@@ -114,7 +126,7 @@ def cached_weight_map(instances, config, cache_dir=None):
 
 
 def prepare(records, config=PipelineConfig(), preprocess=None, cache_dir=None):
-    """Load every record once: image (after ``preprocess``), binary mask and weight map."""
+    """Load every record once: image (after ``preprocess``), mask (see :class:`Prepared`) and weight map."""
     prepared = []
     for record in records:
         sample = record.load()
@@ -129,9 +141,8 @@ def prepare(records, config=PipelineConfig(), preprocess=None, cache_dir=None):
                 image = preprocess(image)
             suffix = f"#{index}" if len(pairs) > 1 else ""
             weights = cached_weight_map(instances, config, cache_dir) if config.weight_maps else None
-            prepared.append(
-                Prepared(record.id + suffix, _checked(np.asarray(image), record), (instances > 0).astype(np.uint8), weights)
-            )
+            mask = instances.astype(np.int32) if config.classes == 3 else (instances > 0).astype(np.uint8)
+            prepared.append(Prepared(record.id + suffix, _checked(np.asarray(image), record), mask, weights))
     return prepared
 
 
@@ -191,11 +202,15 @@ class TrainingPipeline:
             weights = pad_to(p.weights, size, size, mode="constant")[r : r + size, c : c + size]
         image, mask, weights = self.augmenter(image, mask, weights, example_seed(self.config.seed, epoch, position))
         image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+        return image, self.target(mask), weights.astype(np.float32)[..., None]
+
+    def target(self, mask):
+        """The float32 (size, size, classes) target of an augmented tile's mask (see the module docstring)."""
+        if self.config.classes == 3:
+            return three_class_targets(mask, self.config.boundary_width)
         if self.config.classes == 2:
-            target = np.stack([1 - mask, mask], axis=-1).astype(np.float32)
-        else:
-            target = mask[..., None].astype(np.float32)
-        return image, target, weights.astype(np.float32)[..., None]
+            return np.stack([1 - mask, mask], axis=-1).astype(np.float32)
+        return mask[..., None].astype(np.float32)
 
     def dataset(self, epoch=0, skip_batches=0):
         """The batches of ``epoch`` as a tf.data.Dataset, optionally skipping the first ones (resume)."""

@@ -8,14 +8,19 @@ blended sum lives in a band buffer one tile high, and finished rows leave as flo
 blocks (:func:`probability_rows`). :func:`segment_strips` post-processes those blocks strip by
 strip, so a whole slide never needs a full-size probability or label map; stain
 normalisation statistics of large images come from a sub-sample and are applied per tile.
-A model trained on Long 2020's CLAHE + TV images (``bundle.clahe_tv``) gets the whole image
-equalised and de-noised first (a float32 copy of the image: these are global operations).
+A three-class model's blocks carry two channels per pixel, interior and nucleus probability
+(:data:`~nuclei_tf.postprocess.markers.REDUCED`; :func:`block_channels`), reduced from its
+softmax as each batch of tiles leaves the model. A model trained on Long 2020's CLAHE + TV
+images (``bundle.clahe_tv``) gets the whole image equalised and de-noised first (a float32
+copy of the image: these are global operations).
 """
 import numpy as np
 from tqdm import tqdm
 
 from nuclei_tf.inference.sources import ArraySource, tile_rows
+from nuclei_tf.models.heads import model_head
 from nuclei_tf.models.receptive_field import input_multiple
+from nuclei_tf.postprocess.markers import REDUCED
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
 from nuclei_tf.preprocess.tiling import blend_window, tile_starts
 
@@ -50,10 +55,17 @@ def as_source(bundle, image):
     return ArraySource(image, bundle.tile)
 
 
+def block_channels(bundle):
+    """The trailing shape of ``bundle``'s probability blocks: () for a foreground model, (2,) for
+    a three-class one."""
+    return (len(REDUCED),) if model_head(bundle.model) == "three_class" else ()
+
+
 def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
     """Yield ``(top, rows)``: the float16 nucleus probability of an RGB uint8 image of any size
     (or of a tile source such as a slide), in consecutive blocks of finished rows (each at most
-    one tile high). Tiles without tissue are not predicted (probability 0 where no tile was).
+    one tile high; rows x width, x 2 for a three-class model: :func:`block_channels`). Tiles
+    without tissue are not predicted (probability 0 where no tile was).
 
     ``start_row``: begin with the block holding that row (cut to start there), computing only the
     tile rows it needs; its values equal those of a run from row 0 (a resumed slide).
@@ -68,10 +80,12 @@ def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
     rows, boxes = blend_boxes(bundle, source.shape, start_row)
     normalise = stain_function(bundle, source)
     maximum = bundle.blend == "max"  # Long 2020: "the maximum value of all predictions ... at one pixel"
-    window = None if maximum else blend_window(tile, bundle.blend)
+    channels = block_channels(bundle)
+    ones = (1,) * len(channels)  # the window and weights broadcast over the channels
+    window = None if maximum else blend_window(tile, bundle.blend).reshape((tile, tile) + ones)
     empty = -np.inf if maximum else 0.0
-    total = np.full((tile, padded_width), empty)
-    weight = None if maximum else np.zeros((tile, padded_width))
+    total = np.full((tile, padded_width) + channels, empty)
+    weight = None if maximum else np.zeros((tile, padded_width) + ones)
     kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
     following_of = dict(zip(rows[:-1], rows[1:]))
     with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
@@ -153,23 +167,34 @@ def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
     padded_width = -(-width // input_multiple(bundle.model)) * input_multiple(bundle.model)
     cols, boxes = margin_boxes(bundle, source.shape, start_row)
     core_of = {window0: (core0, core1) for core0, core1, window0, _ in cols}  # a window's x -> its core columns
+    channels = block_channels(bundle)
     normalise = stain_function(bundle, source)
     per_call = max(1, batch_size * PIXELS_PER_TILE // bundle.tile**2)  # as many pixels per call as batch_size 256 px tiles
     kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
     with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
         for (core0, core1, window0, _), tiles in tile_rows(source, boxes, normalise):
-            band = np.zeros((core1 - core0, padded_width), np.float32)
-            for shape in {t.shape for _, t in tiles}:  # windows of one shape go through the model together
-                same = [(box, t) for box, t in tiles if t.shape == shape]
-                for begin in range(0, len(same), per_call):
-                    chunk = same[begin : begin + per_call]
-                    for ((x, *_), _), probability in zip(chunk, bundle.probabilities(np.stack([t for _, t in chunk]))):
-                        left, right = core_of[x]
-                        band[:, left:right] = probability[core0 - window0 : core1 - window0, left - x : right - x]
-                    bar.update(len(chunk))
+            band = np.zeros((core1 - core0, padded_width) + channels, np.float32)
+            _predict_cores(bundle, tiles, band, core0 - window0, core_of, per_call, bar)
+            del tiles  # the row's pixels are not needed while the consumer post-processes its block
             first, last = max(core0, start_row), min(core1, height)
+            block = band[first - core0 : last - core0, :width].astype(np.float16)
+            del band
             if last > first:
-                yield first, band[first - core0 : last - core0, :width].astype(np.float16)
+                yield first, block
+
+
+def _predict_cores(bundle, tiles, band, top, core_of, per_call, bar):
+    """Predict a row of margin windows ``tiles`` and write their cores (from row ``top`` of each
+    window) into ``band``; windows of one shape go through the model together."""
+    height = len(band)
+    for shape in {t.shape for _, t in tiles}:
+        same = [(box, t) for box, t in tiles if t.shape == shape]
+        for begin in range(0, len(same), per_call):
+            chunk = same[begin : begin + per_call]
+            for ((x, *_), _), probability in zip(chunk, bundle.probabilities(np.stack([t for _, t in chunk]))):
+                left, right = core_of[x]
+                band[:, left:right] = probability[top : top + height, left - x : right - x]
+            bar.update(len(chunk))
 
 
 def _finished_rows(total, weight, rows, width):
@@ -177,12 +202,14 @@ def _finished_rows(total, weight, rows, width):
     if weight is None:
         return np.maximum(total[:rows, :width], 0.0).astype(np.float16)  # -inf where no tile: 0
     covered = weight[:rows, :width]
-    return np.divide(total[:rows, :width], covered, out=np.zeros_like(covered), where=covered > 0).astype(np.float16)
+    out = np.zeros(total[:rows, :width].shape)
+    return np.divide(total[:rows, :width], covered, out=out, where=covered > 0).astype(np.float16)
 
 
 def predict_probability(bundle, image, batch_size=8, progress=False):
-    """The H x W float16 nucleus probability of an RGB uint8 image of any size."""
-    out = np.empty(image.shape[:2], dtype=np.float16)
+    """The H x W float16 nucleus probability of an RGB uint8 image of any size (H x W x 2 for a
+    three-class model: :func:`block_channels`)."""
+    out = np.empty(image.shape[:2] + block_channels(bundle), dtype=np.float16)
     for top, block in probability_rows(bundle, image, batch_size, progress):
         out[top : top + len(block)] = block
     return out
@@ -199,8 +226,9 @@ def segment_strips(bundle, image, batch_size=8, progress=False, strip_rows=None,
 
 
 def segment(bundle, image, batch_size=8, progress=False):
-    """``(probability, instances)`` of an RGB uint8 image with the bundle's post-processing."""
-    probability = np.empty(image.shape[:2], dtype=np.float16)
+    """``(probability, instances)`` of an RGB uint8 image with the bundle's post-processing
+    (``probability`` as :func:`predict_probability` gives it)."""
+    probability = np.empty(image.shape[:2] + block_channels(bundle), dtype=np.float16)
     instances = np.zeros(image.shape[:2], dtype=np.int32)
 
     def kept_rows():

@@ -39,19 +39,21 @@ def encoder_model(
     upsampling="upsample",
     classes=1,
     activation=None,
+    head="foreground",
     input_shape=(None, None, 3),
     name=None,
 ):
     """``decoder(bottom, skips, decoder_filters, block)`` on encoder ``encoder`` (see ``encoders``).
 
     ``block`` is segmentation_models' decoder block (``upsampling``); the head is its 3x3
-    ``final_conv`` (here ``logits``). The model is named ``{decoder name}_{encoder}``.
+    ``final_conv`` (here ``logits``), ``foreground`` or ``three_class`` (``head``,
+    :mod:`~nuclei_tf.models.heads`). The model is named ``{decoder name}_{encoder}``.
     Height and width must be multiples of 32.
     """
     inputs, x = image_input(input_shape, ENCODER_STRIDE)
     bottom, skips = encode(x, encoder, encoder_weights, encoder_freeze)
     x = decoder(bottom, skips, decoder_filters, sm_decoder_block(upsampling))
-    outputs = segmentation_head(x, classes, activation, kernel_size=3)
+    outputs = segmentation_head(x, classes, activation, kernel_size=3, head=head)
     return keras.Model(inputs, outputs, name=name or f"{decoder.__name__.removesuffix('_decoder')}_{encoder}")
 
 

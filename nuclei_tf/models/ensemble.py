@@ -3,7 +3,7 @@ import keras
 from keras import layers
 
 from nuclei_tf.models.inputs import image_input
-from nuclei_tf.models.members import LAGREE_MEMBERS, frozen_member, input_multiple, load_member
+from nuclei_tf.models.members import LAGREE_MEMBERS, frozen_member, input_multiple, load_members
 from nuclei_tf.models.registry import register
 
 
@@ -14,7 +14,7 @@ def ensemble(members=LAGREE_MEMBERS, input_shape=(None, None, 3), name="ensemble
     ``members`` as for ``gbunet`` (default: Lagree's VGG-19, ResNet-101 and DenseNet-121 U-Nets);
     each is frozen. The output ``probabilities`` is float32; there is no ``logits`` layer.
     """
-    models = [load_member(member) for member in members]
+    models = load_members(members)
     if len(models) < 2:
         raise ValueError(f"an ensemble needs at least two members; got {len(models)}")
     inputs, x = image_input(input_shape, input_multiple(models))

@@ -7,7 +7,7 @@ from keras import layers
 from nuclei_tf.models.encoder_unet import sm_decoder_block
 from nuclei_tf.models.heads import segmentation_head
 from nuclei_tf.models.inputs import image_input
-from nuclei_tf.models.members import LAGREE_MEMBERS, frozen_member, input_multiple, load_member
+from nuclei_tf.models.members import LAGREE_MEMBERS, frozen_member, input_multiple, load_members
 from nuclei_tf.models.paths import contracting_path, expanding_path
 from nuclei_tf.models.registry import register
 from nuclei_tf.models.unet import level_filters
@@ -34,7 +34,7 @@ def gbunet(
     segmentation_models decoder. Height and width must be multiples of every member's and of
     2^(depth-1).
     """
-    models = [load_member(member) for member in members]
+    models = load_members(members)
     if not models:
         raise ValueError("gbunet needs at least one member")
     filters = level_filters(base_filters, depth)

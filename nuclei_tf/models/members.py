@@ -4,6 +4,7 @@ import os
 
 import keras
 
+from nuclei_tf.models.heads import model_head
 from nuclei_tf.models.registry import build_model
 from nuclei_tf.models.saving import load_model
 
@@ -28,6 +29,17 @@ def load_member(member):
     if isinstance(member, (str, os.PathLike)):
         return load_model(member)
     raise TypeError(f"a member must be a keras.Model, a .keras path or a dict of build_model options; got {member!r}")
+
+
+def load_members(members):
+    """Every member as a ``keras.Model`` (:func:`load_member`); stacked models combine foreground
+    maps, so a member with the three_class head is refused."""
+    models = [load_member(member) for member in members]
+    three_class = [f"{index} ({model.name})" for index, model in enumerate(models) if model_head(model) == "three_class"]
+    if three_class:
+        raise ValueError(f"gbunet and ensemble members must have the foreground head; member {', '.join(three_class)} "
+                         "has the three_class head")
+    return models
 
 
 def input_multiple(models):

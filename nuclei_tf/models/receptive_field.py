@@ -16,7 +16,8 @@ def input_multiple(model):
 
 def receptive_field_radius(model, size=None, seeds=(0, 1)):
     """Largest distance (px, Chebyshev) from the centre output pixel to an input pixel with a
-    non-zero gradient of that output, over random ``size`` x ``size`` images (default: the
+    non-zero gradient of one of its channels (each channel on its own: the channels of a softmax
+    sum to a constant), over random ``size`` x ``size`` images (default: the
     smallest multiple of the model's input multiple of at least 256 px), one per seed (a ReLU
     that happens to be off for one input could hide a dependency)."""
     return max(_radius(model, size, seed) for seed in seeds)
@@ -29,10 +30,11 @@ def _radius(model, size, seed):
     size = size or multiple * math.ceil(256 / multiple)
     x = tf.Variable(np.random.default_rng(seed).random((1, size, size, 3), dtype=np.float32))
     centre = size // 2
-    with tf.GradientTape() as tape:
-        out = model(x, training=False)
-        value = tf.reduce_sum(tf.cast(out[0, centre, centre], tf.float32))
-    gradient = np.abs(tape.gradient(value, x).numpy()[0]).max(axis=-1)
+    with tf.GradientTape(persistent=True) as tape:
+        out = tf.cast(model(x, training=False)[0, centre, centre], tf.float32)
+        channels = [out[channel] for channel in range(out.shape[-1])]
+    gradient = sum(np.abs(tape.gradient(value, x).numpy()[0]).max(axis=-1) for value in channels)
+    del tape
     rows, cols = np.nonzero(gradient > 0)
     radius = int(max(np.abs(rows - centre).max(), np.abs(cols - centre).max()))
     if radius >= centre:

@@ -32,6 +32,7 @@ def unet(
     dropout=0.0,
     classes=1,
     activation=None,
+    head="foreground",
     input_shape=(None, None, 3),
     name=None,
 ):
@@ -41,6 +42,7 @@ def unet(
     2022); ``dropout`` is applied at the end of the contracting path. ``upsampling="upsample"`` is
     Ronneberger's "up-convolution" (up-sampling then a 2x2 conv), ``"transpose"`` a 2x2 stride-2
     transposed conv; both have the same weights. B=16, N=5 gives Long 2020 Table 1's 1.941M.
+    ``head``: ``foreground`` or ``three_class`` (:mod:`~nuclei_tf.models.heads`).
     Height and width must be multiples of 2^(N-1).
     """
     check_upsampling(upsampling)
@@ -52,5 +54,5 @@ def unet(
         bottom = layers.Dropout(dropout, name="bottom_dropout")(bottom)
     block = functools.partial(decoder_block, up={"mode": upsampling}, batch_norm=batch_norm)
     x = expanding_path(bottom, features[-2::-1], filters[-2::-1], block)
-    outputs = segmentation_head(x, classes, activation)
+    outputs = segmentation_head(x, classes, activation, head=head)
     return keras.Model(inputs, outputs, name=name or ("unet_modified" if batch_norm else "unet"))

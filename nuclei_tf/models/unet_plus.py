@@ -53,12 +53,14 @@ def unet_plus(
     upsampling="transpose",
     classes=1,
     activation=None,
+    head="foreground",
     input_shape=(None, None, 3),
     name="unet_plus",
 ):
     """U-Net+ (Long 2020 Fig. 5a): densely connected encoder with stride-2 conv down-sampling.
 
     ``upsampling="transpose"`` is the "T.C." variant, ``"upsample"`` the "U.S." one.
+    ``head``: ``foreground`` or ``three_class`` (:mod:`~nuclei_tf.models.heads`).
     Height and width must be multiples of 2^(N-1).
     """
     check_upsampling(upsampling)
@@ -71,5 +73,5 @@ def unet_plus(
         joined = _join(decoded + encoder_inputs(blocks, n + 1, depth - n), f"U{n}_concat")
         decoded = [decoder_block(joined, [], filters[n - 1], f"U{n}", up=up, batch_norm=True, use_bias=True)]
     x = layers.Concatenate(name=f"C1{depth}_concat")(decoded + encoder_inputs(blocks, 1, depth))
-    outputs = segmentation_head(x, classes, activation)
+    outputs = segmentation_head(x, classes, activation, head=head)
     return keras.Model(inputs, outputs, name=name)

@@ -22,6 +22,7 @@ def unetpp(
     prune=None,
     classes=1,
     activation=None,
+    head="foreground",
     input_shape=(None, None, 3),
     name="unetpp",
 ):
@@ -31,7 +32,8 @@ def unetpp(
     ``l2`` (lambda); up-sampling is a 2x2 transposed conv (or up-sampling + 2x2 conv).
     ``deep_supervision`` adds a 1x1 head on every X^{0,j} (outputs ``probabilities_l{j}``, the last
     one ``probabilities``); ``prune=L`` builds only the sub-network of X^{0,L} (Zhou's L_L), whose
-    layer names match the full model's. Height and width must be multiples of 2^(levels).
+    layer names match the full model's. ``head``: ``foreground`` or ``three_class`` (every head;
+    :mod:`~nuclei_tf.models.heads`). Height and width must be multiples of 2^(levels).
     """
     check_upsampling(upsampling)
     levels = depth - 1 if prune is None else prune
@@ -43,8 +45,8 @@ def unetpp(
     features = contracting_path(x, filters, "X_{}_0", **unit)
     block = functools.partial(decoder_block, up={"mode": upsampling}, **unit)
     nodes = nested_skip_pathways(features, filters, block)
-    outputs = [segmentation_head(nodes[(0, levels)], classes, activation)]
+    outputs = [segmentation_head(nodes[(0, levels)], classes, activation, head=head)]
     if deep_supervision:
-        heads = [segmentation_head(nodes[(0, j)], classes, activation, suffix=f"_l{j}") for j in range(1, levels)]
+        heads = [segmentation_head(nodes[(0, j)], classes, activation, suffix=f"_l{j}", head=head) for j in range(1, levels)]
         outputs = heads + outputs
     return keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name)

@@ -4,16 +4,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
+from nuclei_tf.postprocess.markers import REDUCED, marker_split, reduce_three_class
 from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
 from nuclei_tf.postprocess.watershed import watershed_split
+
+SPLITS = ("none", "watershed", "markers")
 
 
 @dataclass(frozen=True)
 class PostProcess:
     """The post-processing settings shipped with a model (and chosen on validation data).
 
-    ``split``: "none" (connected components) or "watershed" (marker-controlled watershed on
-    the distance transform, see :func:`~nuclei_tf.postprocess.watershed.watershed_split`).
+    ``split``: "none" (connected components), "watershed" (marker-controlled watershed on the
+    distance transform, see :func:`~nuclei_tf.postprocess.watershed.watershed_split`) or, for
+    three-class models, "markers" (markers where the interior probability exceeds
+    ``marker_threshold``, see :mod:`~nuclei_tf.postprocess.markers`).
     """
 
     threshold: float = 0.5
@@ -21,12 +26,14 @@ class PostProcess:
     fill: bool = True
     split: str = "none"
     h: float = 1.0
+    marker_threshold: float = 0.5
 
     def __post_init__(self):
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must lie in [0, 1], got {self.threshold}")
-        if self.split not in ("none", "watershed"):
-            raise ValueError(f"split must be 'none' or 'watershed', got {self.split!r}")
+        for name in ("threshold", "marker_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
 
     def to_dict(self):
         return asdict(self)
@@ -39,38 +46,60 @@ class PostProcess:
         return probability_to_instances(probability, self)
 
 
-def filled_mask_to_instances(mask, settings):
-    """Binary mask whose holes are already filled -> int32 instances 1..N (split, size filter).
+def filled_mask_to_instances(mask, settings, markers=None):
+    """Binary mask whose holes are already filled -> int32 instances 1..N (split, size filter);
+    ``markers``: the boolean marker map of split "markers" (:func:`markers_of`).
 
     Every step works on one 4-connected component at a time, which is what lets
     :mod:`~nuclei_tf.postprocess.strips` process a whole slide strip by strip.
     """
     if settings.split == "watershed":
         instances = watershed_split(mask, h=settings.h)
+    elif settings.split == "markers":
+        instances = marker_split(mask, markers)
     else:
         instances = binary_to_instances(mask)
     return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False))
 
 
 def mask_to_instances(mask, settings):
-    """Binary mask -> int32 instance map with ids 1..N under ``settings``."""
-    return filled_mask_to_instances(fill_holes(mask) if settings.fill else mask, settings)
+    """Mask of :func:`binarise` -> int32 instance map with ids 1..N under ``settings``."""
+    filled = fill_holes(mask) if settings.fill else mask
+    return filled_mask_to_instances(filled, settings, markers_of(mask, settings))
+
+
+def markers_of(mask, settings):
+    """The boolean markers of a :func:`binarise` mask for split "markers"; None otherwise."""
+    return np.asarray(mask) > 1 if settings.split == "markers" else None
 
 
 def probability_to_instances(probability, settings=PostProcess()):
-    """Foreground probability (H x W, or H x W x 2 softmax whose channel 1 is nucleus) -> instances."""
+    """Nucleus probability -> instances. Accepted maps: H x W; H x W x 2 softmax whose channel 1
+    is nucleus, or a three-class model's reduced (interior, nucleus) map (split "markers" reads
+    both); H x W x 3 three-class softmax (reduced first)."""
+    return mask_to_instances(binarise(probability, settings), settings)
+
+
+def binarise(probability, settings):
+    """What post-processing keeps of a probability map: ``nucleus > threshold`` (bool) or, for
+    split "markers", uint8 codes 0 background, 1 nucleus, 2 marker (a nucleus pixel whose
+    interior probability exceeds ``marker_threshold``): one byte per pixel either way. Maps
+    holding NaN or Inf are refused."""
     probability = np.asarray(probability)  # float16 maps of whole slides stay float16
     if probability.dtype.kind != "f":
         probability = probability.astype(np.float32)
+    if probability.ndim == 3 and probability.shape[-1] == 3:
+        probability = reduce_three_class(probability)
+    if not np.isfinite(probability).all():
+        raise ValueError("probability map holds NaN or Inf")
+    if settings.split == "markers":
+        if probability.ndim != 3 or probability.shape[-1] != len(REDUCED):
+            raise ValueError(f"split 'markers' needs a three-class model's probabilities (H x W x 3, or x 2: "
+                             f"{', '.join(REDUCED)}), got shape {probability.shape}")
+        nucleus = probability[..., 1] > settings.threshold
+        return nucleus.astype(np.uint8) + (nucleus & (probability[..., 0] > settings.marker_threshold))
     if probability.ndim == 3:
         probability = probability[..., -1]
     if probability.ndim != 2:
         raise ValueError(f"expected an H x W probability map, got shape {probability.shape}")
-    return mask_to_instances(foreground(probability, settings), settings)
-
-
-def foreground(probability, settings):
-    """``probability > settings.threshold``, refusing maps that hold NaN or Inf."""
-    if not np.isfinite(probability).all():
-        raise ValueError("probability map holds NaN or Inf")
     return probability > settings.threshold

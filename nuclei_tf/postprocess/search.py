@@ -1,5 +1,6 @@
 """Threshold choice on validation data (Lagree et al. 2021: the threshold that maximises
-precision at a given IoU threshold; or any other metric, e.g. AJI)."""
+precision at a given IoU threshold; or any other metric, e.g. AJI), and more generally the
+best of any list of post-processing settings (:func:`search_settings`)."""
 from dataclasses import replace
 
 import numpy as np
@@ -26,25 +27,34 @@ def check_metric(metric, summary=None):
     return metric
 
 
-def search_threshold(probabilities, ground_truths, metric="aji", thresholds=DEFAULT_THRESHOLDS,
-                     settings=PostProcess(), how="pooled"):
-    """The :class:`PostProcess` whose threshold maximises ``metric`` over the images.
+def search_settings(probabilities, ground_truths, candidates, metric="aji", how="pooled"):
+    """The :class:`PostProcess` of ``candidates`` that maximises ``metric`` over the images.
 
-    ``probabilities`` and ``ground_truths`` are matching sequences of H x W maps; ``how``
+    ``probabilities`` and ``ground_truths`` are matching sequences of maps (H x W, or what
+    :func:`~nuclei_tf.postprocess.instances.probability_to_instances` takes); ``how``
     aggregates per-image results ("pooled" or "mean", see :func:`nuclei_tf.metrics.aggregate`).
-    Returns ``(best_settings, {threshold: score})``; ties go to the lower threshold.
+    Returns ``(best_settings, {settings: score})``; ties go to the earlier candidate.
     """
     if len(probabilities) != len(ground_truths) or not probabilities:
         raise ValueError("need the same, non-zero number of probability maps and ground truths")
     scores = {}
-    for threshold in thresholds:
-        candidate = replace(settings, threshold=float(threshold))
+    for candidate in candidates:
         results = [
             evaluate_instances(gt, probability_to_instances(p, candidate))
             for p, gt in zip(probabilities, ground_truths)
         ]
         summary = aggregate(results, how=how)
         check_metric(metric, summary)
-        scores[float(threshold)] = float(summary[metric])
-    best = max(scores, key=lambda t: (scores[t], -t))
-    return replace(settings, threshold=best), scores
+        scores[candidate] = float(summary[metric])
+    return max(scores, key=scores.get), scores
+
+
+def search_threshold(probabilities, ground_truths, metric="aji", thresholds=DEFAULT_THRESHOLDS,
+                     settings=PostProcess(), how="pooled"):
+    """The :class:`PostProcess` whose threshold maximises ``metric`` over the images
+    (:func:`search_settings`). Returns ``(best_settings, {threshold: score})``; ties go to the
+    lower threshold.
+    """
+    candidates = [replace(settings, threshold=t) for t in sorted({float(t) for t in thresholds})]
+    best, scores = search_settings(probabilities, ground_truths, candidates, metric, how)
+    return best, {candidate.threshold: score for candidate, score in scores.items()}

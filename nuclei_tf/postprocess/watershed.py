@@ -3,7 +3,9 @@
 Markers are the regional maxima of the Euclidean distance transform that stand at
 least ``h`` pixels above their surroundings (h-maxima; ``h`` = 0.5 px is close to the
 "ultimate eroded points" of ImageJ/Fiji's binary watershed). Each connected component
-of the mask is flooded from its own markers on its inverted distance map.
+of the mask is flooded from its own markers on its inverted distance map
+(:func:`split_components` and :func:`flood`, shared with the three-class head's
+:mod:`~nuclei_tf.postprocess.markers`).
 """
 import numpy as np
 from scipy import ndimage
@@ -16,34 +18,51 @@ from nuclei_tf.data.labels import binary_to_instances
 CROP_MARGIN = 4
 
 
+def flood(component, markers, distance=None):
+    """``component`` (a boolean crop) flooded from its labelled ``markers`` (ids 1..k) on its
+    inverted distance transform (``distance``, computed when not given): int32 pieces 1..k.
+    A component with at most one marker stays whole."""
+    if markers.max() <= 1:
+        return component.astype(np.int32)
+    if distance is None:
+        distance = ndimage.distance_transform_edt(component)
+    return watershed(-distance, markers, mask=component).astype(np.int32)
+
+
 def _split_component(component, h, smoothing):
     """Watershed of one connected component (a boolean crop with a background margin)."""
     distance = ndimage.distance_transform_edt(component)
     if smoothing > 0:
         distance = ndimage.gaussian_filter(distance, smoothing)
     markers = binary_to_instances(h_maxima(distance, h) & component, connectivity=2)
-    if markers.max() <= 1:
-        return component.astype(np.int32)
-    return watershed(-distance, markers, mask=component).astype(np.int32)
+    return flood(component, markers, distance)
+
+
+def split_components(mask, split, margin=CROP_MARGIN):
+    """Split each 4-connected component of ``mask`` with ``split(component, crop)``; returns an
+    int32 instance map (ids 1..N).
+
+    ``component`` is the component's boolean crop grown by ``margin`` px, ``crop`` its
+    ``(rows, cols)`` slices in ``mask``; ``split`` returns its pieces numbered 1..k. Memory stays
+    proportional to the largest nucleus cluster, not to the image (whole slides).
+    """
+    components = binary_to_instances(np.asarray(mask, dtype=bool), connectivity=1)
+    out = np.zeros(components.shape, dtype=np.int32)
+    next_id = 1
+    for label, box in enumerate(ndimage.find_objects(components), start=1):
+        crop = slice(max(box[0].start - margin, 0), box[0].stop + margin), slice(max(box[1].start - margin, 0), box[1].stop + margin)
+        pieces = split(components[crop] == label, crop)
+        inside = pieces > 0
+        out[crop][inside] = pieces[inside] + (next_id - 1)
+        next_id += int(pieces.max())
+    return out
 
 
 def watershed_split(mask, h=1.0, smoothing=1.0, margin=CROP_MARGIN):
     """Split the foreground of ``mask`` into nuclei; returns an int32 instance map (ids 1..N).
 
-    Each 4-connected component is split on its own crop (grown by ``margin`` px), so memory
-    stays proportional to the largest nucleus cluster, not to the image (whole slides).
+    Each 4-connected component is split on its own crop (:func:`split_components`).
     ``smoothing``: sigma of a Gaussian on the distance map before finding markers (0: none),
     which suppresses markers on ragged borders. A component without a marker stays whole.
     """
-    mask = np.asarray(mask, dtype=bool)
-    components = binary_to_instances(mask, connectivity=1)
-    out = np.zeros(mask.shape, dtype=np.int32)
-    next_id = 1
-    for label, box in enumerate(ndimage.find_objects(components), start=1):
-        rows = slice(max(box[0].start - margin, 0), box[0].stop + margin)
-        cols = slice(max(box[1].start - margin, 0), box[1].stop + margin)
-        pieces = _split_component(components[rows, cols] == label, h, smoothing)
-        inside = pieces > 0
-        out[rows, cols][inside] = pieces[inside] + (next_id - 1)
-        next_id += int(pieces.max())
-    return out
+    return split_components(mask, lambda component, crop: _split_component(component, h, smoothing), margin)

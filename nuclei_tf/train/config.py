@@ -4,8 +4,9 @@ An experiment YAML (see ``experiments/``) has the sections::
 
     protocol: lagree2021          # split protocol (nuclei_tf.data.protocols)
     arch: unet_plus               # nuclei_tf.models.build_model arch
-    model: {...}                  # build_model options (classes decides sigmoid/softmax targets)
-    data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields
+    model: {...}                  # build_model options (classes and head decide the targets:
+                                  # head: three_class needs train.loss: three_class, and back)
+    data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields (classes is derived)
     preprocess: {stain: none|macenko}
     train: {...}                  # nuclei_tf.train.trainer.TrainConfig fields
     members: [...]                # gbunet, ensemble: member specs (nuclei_tf.train.members);
@@ -69,17 +70,32 @@ def load_config(path=None, overrides=None):
     config = merge(config, overrides)
     seed = config["seed"]
     spec = get_spec(config["arch"])
+    check_stacked_head(config, spec, path)
     unknown = sorted(set(config["model"]) - set(spec.options))
     if unknown:
         raise ValueError(f"{path or 'config'}: unknown model option(s) {', '.join(unknown)} for arch {config['arch']!r}; "
                          f"valid: {', '.join(o for o in spec.options if o != 'members')}")
     if config["members"] is None and "members" in spec.options:
         config["members"] = [dict(member) for member in LAGREE_PRETRAINED_MEMBERS]
+    head = config["model"].get("head", spec.options.get("head", "foreground"))
+    classes = 3 if head == "three_class" else config["model"].get("classes", spec.options.get("classes", 1))
     try:
-        config["data"] = PipelineConfig.from_dict(
-            {**config["data"], "classes": config["model"].get("classes", spec.options.get("classes", 1)), "seed": seed}
-        ).to_dict()
+        config["data"] = PipelineConfig.from_dict({**config["data"], "classes": classes, "seed": seed}).to_dict()
         config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
     except TypeError as exc:  # an unknown field in the data or train section
         raise ValueError(f"{path or 'config'}: {exc}") from None
+    if (head == "three_class") != (config["train"]["loss"] == "three_class"):
+        raise ValueError(f"{path or 'config'}: model head {head!r} with train loss {config['train']['loss']!r}; "
+                         "head: three_class and loss: three_class go together")
     return config
+
+
+def check_stacked_head(config, spec, path):
+    """gbunet and ensemble combine foreground maps: a ``head`` for them or for a member they
+    train from its ``{arch: ...}`` spec is refused (:func:`nuclei_tf.models.members.load_members`)."""
+    if "members" not in spec.options:
+        return
+    heads = [config["model"]] + [m for m in config["members"] or [] if isinstance(m, dict)]
+    if any(options.get("head", "foreground") != "foreground" for options in heads):
+        raise ValueError(f"{path or 'config'}: {config['arch']} (a stacked model) and its members have the foreground "
+                         "head only; the three_class head is for single U-Nets")

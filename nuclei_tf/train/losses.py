@@ -1,8 +1,9 @@
 """The papers' segmentation losses, always computed in float32.
 
 Every loss takes ``(y_true, y_pred, weights=None)``: targets and probabilities of shape
-(B, H, W, C) with C = 1 (sigmoid) or 2 (softmax; channel 1 = nucleus), and an optional
-(B, H, W, 1) weight map. It returns a scalar.
+(B, H, W, C) with C = 1 (sigmoid), 2 (softmax; channel 1 = nucleus) or 3 (the three_class
+head: background, interior, boundary), and an optional (B, H, W, 1) weight map. It returns a
+scalar.
 
 * ``lagree2021``: weighted cross-entropy with the U-Net weight maps + (1 - soft Dice)
   (Lagree et al. 2021, eq. 1-3).
@@ -10,11 +11,16 @@ Every loss takes ``(y_true, y_pred, weights=None)``: targets and probabilities o
   (Kasturi et al. 2022, eq. 1-3).
 * ``ledinh2021``: Dice loss, 1 - 2|y.p| / (|y| + |p|) (Le Dinh et al. 2021, eq. 3).
 * ``long2020``: lambda * BCE + mean over images of -log Dice (Long 2020, eq. 1-2, lambda = 1).
+* ``three_class``: Lagree's loss generalised to the three-class softmax (Kumar et al. 2017):
+  weighted categorical cross-entropy + mean over the interior and boundary classes of
+  (1 - soft Dice).
 
 Written with ``keras.ops``, so the same losses train under the TensorFlow backend (our
 ``Trainer``) and under JAX or PyTorch (``keras.Model.fit``).
 """
 from keras import ops
+
+from nuclei_tf.data.targets import BOUNDARY, INTERIOR
 
 EPSILON = 1e-7
 
@@ -24,7 +30,7 @@ def _float32(*tensors):
 
 
 def cross_entropy_map(y_true, y_pred):
-    """Per-pixel cross-entropy (B, H, W): binary for 1 channel, categorical for 2."""
+    """Per-pixel cross-entropy (B, H, W): binary for 1 channel, categorical for 2 or 3."""
     y_true, y_pred = _float32(y_true, y_pred)
     y_pred = ops.clip(y_pred, EPSILON, 1.0 - EPSILON)
     if y_pred.shape[-1] == 1:
@@ -41,24 +47,30 @@ def weighted_cross_entropy(y_true, y_pred, weights=None):
     return ops.mean(ce)
 
 
-def _foreground(y_true, y_pred):
-    """The nucleus channel of targets and probabilities, flattened per image: (B, H*W)."""
+def _flat_channel(y_true, y_pred, channel):
+    """Channel ``channel`` of targets and probabilities, flattened per image: (B, H*W)."""
     y_true, y_pred = _float32(y_true, y_pred)
     batch = ops.shape(y_pred)[0]
-    return ops.reshape(y_true[..., -1], (batch, -1)), ops.reshape(y_pred[..., -1], (batch, -1))
+    return ops.reshape(y_true[..., channel], (batch, -1)), ops.reshape(y_pred[..., channel], (batch, -1))
 
 
-def dice_per_image(y_true, y_pred, smooth=0.0):
-    """Soft Dice per image: (2 sum(y p) + s) / (sum(y) + sum(p) + s), shape (B,)."""
-    y, p = _foreground(y_true, y_pred)
+def nucleus_channel(y):
+    """The nucleus probability (B, H, W, 1): the last channel, or interior + boundary for the three_class head."""
+    return y[..., INTERIOR : INTERIOR + 1] + y[..., BOUNDARY : BOUNDARY + 1] if y.shape[-1] == 3 else y[..., -1:]
+
+
+def dice_per_image(y_true, y_pred, smooth=0.0, channel=-1):
+    """Soft Dice of one channel (default: the nucleus one) per image:
+    (2 sum(y p) + s) / (sum(y) + sum(p) + s), shape (B,)."""
+    y, p = _flat_channel(y_true, y_pred, channel)
     intersection = ops.sum(y * p, axis=1)
     total = ops.sum(y, axis=1) + ops.sum(p, axis=1)
     return (2.0 * intersection + smooth) / (total + smooth + EPSILON)
 
 
-def dice_loss(y_true, y_pred, weights=None, smooth=1.0):
-    """1 - mean soft Dice (Le Dinh eq. 3; with smooth=1, Kasturi eq. 3)."""
-    return 1.0 - ops.mean(dice_per_image(y_true, y_pred, smooth))
+def dice_loss(y_true, y_pred, weights=None, smooth=1.0, channel=-1):
+    """1 - mean soft Dice of ``channel`` (Le Dinh eq. 3; with smooth=1, Kasturi eq. 3)."""
+    return 1.0 - ops.mean(dice_per_image(y_true, y_pred, smooth, channel))
 
 
 def lagree_loss(y_true, y_pred, weights=None):
@@ -82,11 +94,21 @@ def long_loss(y_true, y_pred, weights=None, bce_weight=1.0):
     return bce_weight * weighted_cross_entropy(y_true, y_pred) - ops.mean(ops.log(dice + EPSILON))
 
 
+def three_class_loss(y_true, y_pred, weights=None):
+    """Lagree eq. 1 on the three-class softmax: weighted categorical cross-entropy + the mean of
+    (1 - soft Dice) over the interior and boundary channels (+1 smoothing)."""
+    if y_pred.shape[-1] != 3:
+        raise ValueError(f"loss three_class needs the three_class head's 3 channels, got {y_pred.shape[-1]}")
+    dice = [dice_loss(y_true, y_pred, smooth=1.0, channel=c) for c in (INTERIOR, BOUNDARY)]
+    return weighted_cross_entropy(y_true, y_pred, weights) + (dice[0] + dice[1]) / 2.0
+
+
 LOSSES = {
     "lagree2021": lagree_loss,
     "kasturi2022": kasturi_loss,
     "ledinh2021": ledinh_loss,
     "long2020": long_loss,
+    "three_class": three_class_loss,
 }
 
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from nuclei_tf.train.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from nuclei_tf.train.distribute import is_chief, select_strategy
-from nuclei_tf.train.losses import dice_per_image, get_loss
+from nuclei_tf.train.losses import dice_per_image, get_loss, nucleus_channel
 from nuclei_tf.train.settings import TrainConfig  # noqa: F401  (re-exported: the trainer's config)
 
 
@@ -30,8 +30,10 @@ class TrainingInterrupted(RuntimeError):
 
 
 def hard_dice(y_true, y_pred):
-    """Mean Dice of the thresholded nucleus channel, a progress metric."""
-    return tf.reduce_mean(dice_per_image(y_true, tf.cast(y_pred[..., -1:] > 0.5, tf.float32), smooth=1.0))
+    """Mean Dice of the thresholded nucleus probability (interior + boundary for the three_class
+    head), a progress metric."""
+    predicted = tf.cast(nucleus_channel(tf.cast(y_pred, tf.float32)) > 0.5, tf.float32)
+    return tf.reduce_mean(dice_per_image(nucleus_channel(tf.cast(y_true, tf.float32)), predicted, smooth=1.0))
 
 
 class Trainer:

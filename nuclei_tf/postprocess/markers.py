@@ -1,0 +1,42 @@
+"""Post-processing of the three-class head (Kumar et al. 2017: background, nucleus interior,
+nucleus boundary), marker-controlled like the DSB-2018 winners' boundary-aware models.
+
+The model's softmax is reduced at once to what post-processing needs, two channels
+(:func:`reduce_three_class`): interior probability and nucleus probability (interior +
+boundary), the nucleus last as for the foreground head. Then nuclei = ``p_nucleus >
+threshold`` (holes filled); markers = 8-connected components of ``p_interior >
+marker_threshold`` within them; each 4-connected nucleus component is flooded from its own
+markers on its inverted distance transform (:func:`marker_split`), so the landscape needs
+only the boolean masks, and a component without a marker stays whole.
+"""
+import numpy as np
+
+from nuclei_tf.data.labels import binary_to_instances
+from nuclei_tf.data.targets import BOUNDARY, INTERIOR
+from nuclei_tf.postprocess.watershed import CROP_MARGIN, flood, split_components
+
+#: the two channels post-processing keeps of a three-class softmax, in this order
+REDUCED = ("interior", "nucleus")
+
+
+def reduce_three_class(probabilities):
+    """(..., 3) three-class softmax -> float32 (..., 2): p_interior, p_interior + p_boundary."""
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    interior = probabilities[..., INTERIOR]
+    return np.stack([interior, interior + probabilities[..., BOUNDARY]], axis=-1)
+
+
+def nucleus_outputs(outputs):
+    """What post-processing needs of model outputs (..., C): the nucleus probability (last
+    channel, shape ...) of a foreground head, the two :data:`REDUCED` channels of a three-class one."""
+    return reduce_three_class(outputs) if outputs.shape[-1] == 3 else outputs[..., -1]
+
+
+def marker_split(mask, markers, margin=CROP_MARGIN):
+    """Int32 instances (ids 1..N) of the nucleus ``mask``: every 4-connected component flooded
+    from the 8-connected components of ``markers`` inside it (:func:`split_components`)."""
+
+    def split(component, crop):
+        return flood(component, binary_to_instances(markers[crop] & component, connectivity=2))
+
+    return split_components(mask, split, margin)
