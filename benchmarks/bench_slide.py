@@ -123,10 +123,8 @@ def main():
             synthetic = SyntheticSlide(size, args.monuseg)
             slide = Path(tmp) / f"slide{size}.tif"
             write_slide(synthetic, slide)
-            tiles = (-(-(size - TILE) // (TILE // 2)) + 1) ** 2  # 50% overlap grid
             print(f"\nslide {size} x {size} px at {MPP} um/px ({3 * size**2 / 2**30:.2f} GiB RGB), "
-                  f"{100 * synthetic.tissue_fraction():.0f}% tissue, {slide.stat().st_size / 2**20:.0f} MiB JPEG pyramid, "
-                  f"{tiles} tiles of {TILE} px")
+                  f"{100 * synthetic.tissue_fraction():.0f}% tissue, {slide.stat().st_size / 2**20:.0f} MiB JPEG pyramid")
             if "slide" in paths:
                 command = [sys.executable, "-m", "nuclei_tf", "predict", str(slide), "--out", f"{tmp}/slide{size}", *model]
                 seconds, peak, output = run_child(command)

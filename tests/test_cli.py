@@ -64,3 +64,12 @@ def test_the_stored_catalog_matches_the_registry():
 
     assert json.loads(CATALOG.read_text()) == describe(count=False), \
         "the model registry changed: run `python -m nuclei_tf.cli.models` to rewrite nuclei_tf/models/catalog.json"
+
+
+def test_the_allocator_is_tuned_on_linux_glibc():
+    import platform
+
+    from nuclei_tf.cli.allocator import tune_allocator
+
+    expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert tune_allocator() is expected

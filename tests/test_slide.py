@@ -10,7 +10,8 @@ from PIL import Image
 
 from conftest import SHARED_DATA, random_rgb
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.data.slide import ImageSlide, OpenSlideSlide, ResampledView, check_mpp, open_slide
+from nuclei_tf.data import slide as slide_module
+from nuclei_tf.data.slide import ImageSlide, OpenSlideSlide, ResampledView, check_mpp, on_white, open_slide
 
 CMU, TCGA, BOXES = "cmu-1-small-region.svs", "tcga-cr-7395-01a-01-ts1.svs", "boxes.tiff"
 
@@ -257,6 +258,24 @@ def test_transparent_pixels_composited_on_white(tmp_path):
         finally:
             slide._osr = real
         np.testing.assert_array_equal(rgb[0], [[200, 100, 0], [255, 255, 255], [227, 177, 127]])
+
+
+def test_compositing_on_white_is_exact_for_every_colour_and_alpha():
+    c, a = np.meshgrid(np.arange(256), np.arange(256))
+    rgba = np.stack([c, c, 255 - c, a], axis=-1).astype(np.uint8)
+    expected = np.floor((rgba[..., :3] * (a[..., None] / 255.0) + 255 * (1 - a[..., None] / 255.0)) + 0.5)
+    np.testing.assert_array_equal(on_white(rgba, np.empty((256, 256, 3), np.uint8)), expected)
+
+
+def test_a_wide_region_is_read_in_bands_equal_to_one_read(tmp_path, monkeypatch):
+    pytest.importorskip("openslide")
+    path = tmp_path / "pyramid.tiff"
+    _pyramid_tiff(path, [random_rgb((96, 128)), random_rgb((48, 64))])
+    with open_slide(path) as slide:
+        whole = [slide.read_region(4, 6, level, 50, 37) for level in (0, 1)]
+        monkeypatch.setattr(slide_module, "READ_PIXELS", 50 * 5)
+        for level in (0, 1):
+            np.testing.assert_array_equal(slide.read_region(4, 6, level, 50, 37), whole[level])
 
 
 def test_multipage_tiff_not_opened_by_openslide_is_refused(tmp_path):

@@ -12,6 +12,7 @@ import warnings
 import click
 
 from nuclei_tf import __version__
+from nuclei_tf.cli.allocator import tune_allocator
 from nuclei_tf.cli.tensorflow_setup import TENSORFLOW_COMMANDS, start_tensorflow
 
 #: command name -> "module:attribute" of the click command implementing it.
@@ -71,6 +72,7 @@ def cli(ctx, verbose):
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     if ctx.invoked_subcommand in TENSORFLOW_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
+        tune_allocator()  # before TensorFlow starts its threads
         click.echo(start_tensorflow(verbose), err=True)
 
 

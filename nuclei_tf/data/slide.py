@@ -117,6 +117,25 @@ class Slide:
         pass
 
 
+#: pixels per OpenSlide call when reading a large region
+READ_PIXELS = 1 << 22
+
+
+def on_white(rgba, out):
+    """Composite straight (un-premultiplied) RGBA, as openslide-python hands it back, on white
+    into the RGB uint8 ``out``: round((c a + 255 (255 - a)) / 255), exact in uint16 (<= 65152)."""
+    alpha = rgba[..., 3:]
+    if alpha.min(initial=255) == 255:  # opaque (nearly always): the RGB as it is
+        out[...] = rgba[..., :3]
+        return out
+    mixed = rgba[..., :3].astype(np.uint16)
+    mixed *= alpha
+    mixed += 255 * (255 - alpha.astype(np.uint16)) + 127
+    mixed //= 255
+    out[...] = mixed
+    return out
+
+
 class OpenSlideSlide(Slide):
     """A file opened by OpenSlide (vendor formats, tiled pyramidal TIFFs)."""
 
@@ -144,16 +163,20 @@ class OpenSlideSlide(Slide):
                 raise DataError(self.path, f"unreadable microns-per-pixel properties {values}") from None
 
     def _read_region(self, x, y, level, width, height):
-        if width == 0 or height == 0:
-            return np.full((height, width, 3), 255, np.uint8)
-        try:
-            rgba = np.asarray(self._osr.read_region((x, y), level, (width, height)))
-        except Exception as exc:
-            raise DataError(self.path, f"unsupported or corrupt slide: cannot read region ({exc})") from None
-        # openslide-python hands back straight (un-premultiplied) RGBA: composite on white.
-        alpha = rgba[..., 3:].astype(np.uint32)
-        rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
-        return rgb.astype(np.uint8)
+        """Read in bands of at most :data:`READ_PIXELS` pixels (whole-number downsamples: the
+        bands' level-0 rows are exact), so a strip as wide as the slide never needs more
+        than its RGB output plus one band of RGBA."""
+        out = np.empty((height, width, 3), np.uint8)
+        downsample = self.level_downsamples[level]
+        rows = max(1, READ_PIXELS // max(width, 1)) if downsample == int(downsample) else max(height, 1)
+        for top in range(0, height, rows):
+            count = min(rows, height - top)
+            try:
+                rgba = np.asarray(self._osr.read_region((x, y + int(top * downsample)), level, (width, count)))
+            except Exception as exc:
+                raise DataError(self.path, f"unsupported or corrupt slide: cannot read region ({exc})") from None
+            on_white(rgba, out[top : top + count])
+        return out
 
     def close(self):
         self._osr.close()

@@ -80,6 +80,6 @@ def tile_rows(source, rows, normalise=lambda t: t, prefetch=True):
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tile-reader") as pool:
         pending = pool.submit(read_row, rows[0][1]) if rows else None
         for index, (key, _) in enumerate(rows):
-            tiles = pending.result()
+            tiles = [pending.result()]  # held in a list that the yield empties: while suspended here,
             pending = pool.submit(read_row, rows[index + 1][1]) if index + 1 < len(rows) else None
-            yield key, tiles
+            yield key, tiles.pop()  # this generator keeps no reference to the row the consumer has

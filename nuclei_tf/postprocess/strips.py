@@ -2,7 +2,9 @@
 
 :func:`instance_strips` gives the same nuclei as
 :func:`~nuclei_tf.postprocess.instances.probability_to_instances` on the whole map (ids
-may be numbered in another order) while holding only a window of rows as a boolean mask.
+may be numbered in another order) while holding only a window of rows as a one-byte mask
+(boolean, or for split "markers" the uint8 codes of
+:func:`~nuclei_tf.postprocess.instances.binarise`: nucleus and marker pixels).
 
 Why it is exact: each window is thresholded and hole-filled; a nucleus cluster (an
 8-connected component of the filled mask) is emitted by the first window that holds it
@@ -11,7 +13,8 @@ and its holes are identical in the window and in the whole image (the outer boun
 4-connected hole is 8-connected, so a hole lies inside its cluster), and splitting and size
 filtering then work on crops of single components grown by
 :data:`~nuclei_tf.postprocess.watershed.CROP_MARGIN` < ``HALO`` px, which the clearance
-keeps inside the window. A cluster is owned by the window where its top row lies between
+keeps inside the window (markers are decided pixel by pixel, so a cluster's are the same
+too). A cluster is owned by the window where its top row lies between
 the rows already decided and the new decision line, so none is emitted twice.
 """
 from dataclasses import dataclass
@@ -20,14 +23,14 @@ import numpy as np
 from scipy import ndimage
 
 from nuclei_tf.data.labels import binary_to_instances
-from nuclei_tf.postprocess.instances import filled_mask_to_instances, foreground
+from nuclei_tf.postprocess.instances import binarise, filled_mask_to_instances, markers_of
 from nuclei_tf.postprocess.morphology import fill_holes
 from nuclei_tf.postprocess.watershed import CROP_MARGIN
 
 #: rows of clearance a cluster needs from a window's cut edges to be emitted exactly
 HALO = CROP_MARGIN + 1
 #: pixels of a window (rows x width): the strip's temporaries then take a few hundred MB at most
-STRIP_PIXELS = 1 << 22
+STRIP_PIXELS = 1 << 21
 
 
 def strip_rows_for(width, pixels=STRIP_PIXELS):
@@ -78,14 +81,26 @@ def _window(mask, top, done, height, settings):
     if new_done <= done:
         return done, None
     owned = np.concatenate([[False], (starts >= done) & (starts < new_done)])
-    return new_done, filled_mask_to_instances(owned[clusters], settings)
+    return new_done, filled_mask_to_instances(owned[clusters], settings, markers_of(mask, settings))
+
+
+def row_pieces(blocks, step):
+    """``(top, rows)`` blocks cut at the image rows that are multiples of ``step``: the cuts
+    depend only on the rows, so a run resumed mid-block sees the same pieces after its start."""
+    for top, rows in blocks:
+        offset = 0
+        while offset < len(rows):
+            stop = min(len(rows), ((top + offset) // step + 1) * step - top)
+            yield top + offset, rows[offset:stop]
+            offset = stop
 
 
 def instance_strips(blocks, height, settings, strip_rows=1024, resume=None):
     """Yield :class:`InstanceStrip` for probability ``blocks`` ``(top, rows)`` given in order.
 
-    ``blocks`` must tile rows 0..``height`` without gaps; a window is processed each time
-    ``strip_rows`` new rows have arrived (and at the end). Memory: one window of booleans
+    ``blocks`` must tile rows 0..``height`` without gaps (rows of H x W maps, or of H x W x C
+    maps as :func:`~nuclei_tf.postprocess.instances.binarise` takes); a window is processed each
+    time ``strip_rows`` new rows have arrived (and at the end). Memory: one window of bytes
     and its post-processing temporaries (~30 bytes per window pixel); a window holds about
     ``strip_rows`` rows, more only while a single cluster is taller than that.
 
@@ -98,10 +113,10 @@ def instance_strips(blocks, height, settings, strip_rows=1024, resume=None):
     state = resume or {"row": 0, "done": 0, "next_id": 1, "attempted": 0}
     pending, top, done, next_id, attempted = [], state["row"], state["done"], state["next_id"], state["attempted"]
     received = top
-    for start, rows in blocks:
+    for start, rows in row_pieces(blocks, strip_rows):
         if start != received:
             raise ValueError(f"probability rows must arrive in order: expected row {received}, got {start}")
-        pending.append(foreground(np.asarray(rows), settings))
+        pending.append(binarise(rows, settings))
         received += len(rows)
         if received - attempted < strip_rows and received < height:
             continue
