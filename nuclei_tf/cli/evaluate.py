@@ -3,7 +3,8 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, tta_option, writable_folder
+from nuclei_tf.cli.options import (data_errors_as_usage, dataset_options, precision_option, protocol_option, tta_option,
+                                   writable_folder)
 from nuclei_tf.data import split_protocol
 
 TRAINING_SPLITS = ("train", "val")
@@ -46,9 +47,10 @@ def _common(func):
 @click.option("--model", "model_path", type=click.Path(path_type=Path), help="Evaluate a model folder, .keras file or shipped model name instead.")
 @click.option("--save-predictions", is_flag=True, help="Also write the instance maps under OUT/predictions.")
 @tta_option
+@precision_option
 @_common
 @data_errors_as_usage
-def evaluate(predictions, baseline, model_path, save_predictions, tta, monuseg, tnbc, dsb, protocol, seed, out, splits):
+def evaluate(predictions, baseline, model_path, save_predictions, tta, precision, monuseg, tnbc, dsb, protocol, seed, out, splits):
     """Score predicted instance maps (or a baseline, or a model) against a protocol's test sets."""
     from nuclei_tf.evaluation import baseline_predictor, folder_predictor, model_predictor
 
@@ -63,7 +65,9 @@ def evaluate(predictions, baseline, model_path, save_predictions, tta, monuseg, 
 
         bundle = load_bundle(model_path)
         bundle.tta = bundle.tta or tta
-        predictor, method = model_predictor(bundle), f"model {model_path}{' with TTA' if bundle.tta else ''}"
+        bundle.precision = precision or bundle.precision
+        extras = [name for name, on in (("TTA", bundle.tta), (bundle.precision, bundle.precision != "float32")) if on]
+        predictor, method = model_predictor(bundle), f"model {model_path}{' with ' + ' and '.join(extras) if extras else ''}"
     _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)
 
 

@@ -46,6 +46,27 @@ def tta_option(func):
     return click.option("--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations of each tile (8x slower).")(func)
 
 
+#: the choices of --precision (:data:`nuclei_tf.inference.precision.INFERENCE_PRECISIONS`, kept
+#: here so that importing the CLI does not load TensorFlow; a test keeps them equal)
+PRECISIONS = ("float32", "bfloat16")
+
+
+def precision_option(func):
+    """--precision: float32, or bfloat16 where the hardware runs it natively (checked before any work)."""
+
+    def check(ctx, param, value):
+        from nuclei_tf.inference.precision import bfloat16_hardware
+
+        if value == "bfloat16" and not bfloat16_hardware():
+            raise click.BadParameter("bfloat16 needs a GPU or a CPU with AVX512-BF16 or AMX instructions; this machine "
+                                     "has neither (it would be emulated and slower)", param_hint="--precision")
+        return value
+
+    return click.option("--precision", type=click.Choice(PRECISIONS), callback=check,
+                        help="Model arithmetic (default: the model folder's, else float32). bfloat16: faster on CPUs with "
+                             "AVX512-BF16/AMX; its AJI change is measured in the README.")(func)
+
+
 def json_option(func):
     """--json: machine-readable output instead of a table."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import data_errors_as_usage, dataset_options, protocol_option, tta_option, writable_folder
+from nuclei_tf.cli.options import (data_errors_as_usage, dataset_options, precision_option, protocol_option, tta_option,
+                                   writable_folder)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
@@ -15,7 +16,8 @@ model_option = click.option(
 )
 
 
-def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None, tta=False):
+def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None, tta=False,
+                   precision=None):
     """Segment each image and write its outputs, streamed strip by strip (whole slides fit in
     bounded memory); returns the output paths per image. Whole slides (and any image given
     ``mpp`` or ``roi``, or recording a resolution other than the model's) go through
@@ -33,6 +35,7 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
             check_size(slide)
     bundle = load_bundle(model_path)
     bundle.tta = bundle.tta or tta
+    bundle.precision = precision or bundle.precision
     written = {}
     for path in images:
         with open_slide(path) as slide:
@@ -144,13 +147,14 @@ def parse_roi(ctx, param, value):
 @click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides).")
 @click.option("--overlay/--no-overlay", default=None, help="Write <stem>.overlay.png (default: for regions up to 100 Mpx).")
 @tta_option
+@precision_option
 @data_errors_as_usage
-def predict(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta):
+def predict(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta, precision):
     """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...): <stem>.labels.tif,
     .geojson (QuPath detections), .csv, .overlay.png; a stopped slide run continues when run again."""
     if mpp is not None and not 0.05 <= mpp <= 20:
         raise click.BadParameter(f"{mpp} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")
-    run_prediction(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta)
+    run_prediction(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta, precision)
 
 
 @click.command()
@@ -193,13 +197,15 @@ def export(model_path, out_dir, version):
 @tta_option
 @data_errors_as_usage
 def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, tiling, out_dir, tta):
-    """Choose threshold and watershed splitting on the validation split; write a model folder."""
+    """Choose threshold and watershed splitting (three-class models: threshold and marker threshold)
+    on the validation split; write a model folder."""
     import yaml
 
     from nuclei_tf.data import split_protocol
     from nuclei_tf.data.protocols import TRAINING_MPP
     from nuclei_tf.inference import ModelBundle, save_bundle
     from nuclei_tf.inference.calibrate import calibrate as search
+    from nuclei_tf.inference.calibrate import setting_key
     from nuclei_tf.models import load_model
     from nuclei_tf.postprocess.search import check_metric
 
@@ -216,9 +222,9 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, t
         bundle.margin, bundle.tile = inference_margin(bundle.model), MARGIN_TILE
     validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
     bundle.postprocess, table = search(bundle, validation, metric=metric)
-    best = table[(bundle.postprocess.split, bundle.postprocess.threshold)]
+    best = table[setting_key(bundle.postprocess)]
     bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
                    "calibration": {"split": "val", "images": len(validation), "metric": metric, "score": best,
-                                   "table": {f"{mode}@{t}": v for (mode, t), v in table.items()}}}
+                                   "table": table}}
     save_bundle(bundle, out_dir)
     click.echo(f"{out_dir}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images)")

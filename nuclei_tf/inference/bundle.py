@@ -15,9 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.inference.folder_config import read_folder_config
+from nuclei_tf.inference.folder_config import model_postprocess, read_folder_config
+from nuclei_tf.inference.precision import INFERENCE_PRECISIONS, with_precision
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
+from nuclei_tf.postprocess.markers import nucleus_outputs
 
 #: the name of the default model folder in the package ``nuclei_tf.weights`` (the source tree's
 #: ``weights/``, installed with the package, wheels included)
@@ -37,6 +39,7 @@ class ModelBundle:
     mpp: float = None  #: microns per pixel of the training images (None: unknown, e.g. DSB 2018's mixed microscopes)
     margin: int = 0  #: > 0: tiles of ``tile`` px whose ``margin`` px border is discarded (``overlap`` and ``blend`` unused)
     tta: bool = False  #: test-time augmentation: the mean over the 8 flips and 90-degree rotations of each tile
+    precision: str = "float32"  #: "float32" or "bfloat16" (:mod:`~nuclei_tf.inference.precision`)
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
 
@@ -44,32 +47,37 @@ class ModelBundle:
 
     def probabilities(self, tiles):
         """Nucleus probability (N, t, t) of a batch of tiles (N, t, t, 3): uint8, or floats in [0, 1]
-        (what CLAHE + TV gives).
+        (what CLAHE + TV gives); (N, t, t, 2) interior and nucleus probabilities for a three-class
+        model (:func:`~nuclei_tf.postprocess.markers.nucleus_outputs`).
 
         Runs the model through a ``tf.function`` compiled once per model: graph execution frees
         each activation as soon as it is consumed, where an eager call holds them all.
         """
-        model, function = self._compiled
-        if model is not self.model:
-            function = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-            self._compiled = (self.model, function)
+        key, function = self._compiled
+        if key is None or key[0] is not self.model or key[1] != self.precision:
+            if self.precision not in INFERENCE_PRECISIONS:
+                raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {self.precision!r}")
+            runner = with_precision(self.model, self.precision)
+            function = tf.function(lambda x: runner(x, training=False), reduce_retracing=True)
+            self._compiled = ((self.model, self.precision), function)
         scale = 255.0 if tiles.dtype == np.uint8 else 1.0
         x = tiles.astype(np.float32) / scale
         if not self.tta:
-            return np.asarray(function(x), dtype=np.float32)[..., -1]
-        total = np.zeros(x.shape[:3], np.float32)
+            return nucleus_outputs(np.asarray(function(x), dtype=np.float32))
+        total = 0.0
         for turns in range(4):  # the dihedral group of the square tile: 4 rotations x (no flip, flip)
             for flip in (False, True):
                 view = np.rot90(x, turns, axes=(1, 2))
                 view = view[:, :, ::-1] if flip else view
-                probability = np.asarray(function(np.ascontiguousarray(view)), dtype=np.float32)[..., -1]
+                probability = nucleus_outputs(np.asarray(function(np.ascontiguousarray(view)), dtype=np.float32))
                 probability = probability[:, :, ::-1] if flip else probability
                 total += np.rot90(probability, -turns, axes=(1, 2))
         return total / 8.0
 
     def settings(self):
         return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
-                "mpp": self.mpp, "margin": self.margin, "tta": self.tta, "postprocess": self.postprocess.to_dict(), **self.info}
+                "mpp": self.mpp, "margin": self.margin, "tta": self.tta, "precision": self.precision,
+                "postprocess": self.postprocess.to_dict(), **self.info}
 
 
 def default_model_path():
@@ -115,8 +123,8 @@ def load_bundle(path=None):
     except Exception as exc:  # Keras raises many types for a damaged or foreign file
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
-    post = PostProcess.from_dict(config.pop("postprocess", {}))
-    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta") if k in config}
+    post = model_postprocess(model, config.pop("postprocess", {}), config_file)
+    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 

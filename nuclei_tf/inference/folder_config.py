@@ -6,12 +6,14 @@ import math
 from dataclasses import fields
 
 from nuclei_tf.data.errors import DataError
+from nuclei_tf.inference.precision import INFERENCE_PRECISIONS
+from nuclei_tf.models.heads import model_head
 from nuclei_tf.postprocess import PostProcess
+from nuclei_tf.postprocess.instances import SPLITS
 
 #: stain normalisations ``predict`` applies per tile (nuclei_tf.inference.predict.stain_function)
 INFERENCE_STAINS = ("none", "macenko", "macenko:classic", "macenko:staintools")
 BLENDS = ("mean", "max", "smooth")
-SPLITS = ("none", "watershed")
 
 
 def _number(value):
@@ -23,6 +25,7 @@ CHECKS = {
     "stain": (lambda v: v in INFERENCE_STAINS, f"one of {', '.join(INFERENCE_STAINS)}"),
     "clahe_tv": (lambda v: isinstance(v, bool), "true or false"),
     "tta": (lambda v: isinstance(v, bool), "true or false"),
+    "precision": (lambda v: v in INFERENCE_PRECISIONS, f"one of {', '.join(INFERENCE_PRECISIONS)}"),
     "tile": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 16, "an integer >= 16"),
     "overlap": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "margin": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0 (px)"),
@@ -35,6 +38,7 @@ POSTPROCESS_CHECKS = {
     "fill": (lambda v: isinstance(v, bool), "true or false"),
     "split": (lambda v: v in SPLITS, f"one of {', '.join(SPLITS)}"),
     "h": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "marker_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
 }
 
 
@@ -57,6 +61,16 @@ def read_folder_config(path):
         raise DataError(path, f"unknown postprocess key(s) {', '.join(unknown)}; valid: {', '.join(POSTPROCESS_CHECKS)}")
     _check(post, POSTPROCESS_CHECKS, path, "postprocess.")
     return config
+
+
+def model_postprocess(model, post, path):
+    """The :class:`PostProcess` of ``model`` from the checked ``post`` dict: split "markers" by
+    default for a three-class model, and refused for a foreground one."""
+    three_class = model_head(model) == "three_class"
+    settings = PostProcess.from_dict({"split": "markers", **post} if three_class else post)
+    if settings.split == "markers" and not three_class:
+        raise DataError(path, "'postprocess.split' = \"markers\" needs a three-class model (head three_class)")
+    return settings
 
 
 def _check(config, checks, path, prefix):

@@ -1,0 +1,83 @@
+"""Inference at bfloat16: the rebuilt model, the hardware check, the folder setting and the CLI option."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nuclei_tf.cli.main import cli
+from nuclei_tf.inference import ModelBundle, load_bundle, save_bundle
+from nuclei_tf.inference import precision as precision_module
+from nuclei_tf.inference.precision import bfloat16_hardware, cpu_flags, with_precision
+from nuclei_tf.models import build_model
+
+
+@pytest.fixture
+def model():
+    return build_model("unet_plus", base_filters=4, depth=3)
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    """A machine without bfloat16 instructions or a GPU."""
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind=None: [])
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert cpu_flags(info) == {"fpu", "avx512f", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "absent") == set()
+
+
+def test_the_cli_offers_the_same_precisions():
+    from nuclei_tf.cli.options import PRECISIONS
+
+    assert PRECISIONS == precision_module.INFERENCE_PRECISIONS
+
+
+def test_float32_is_the_model_itself(model):
+    assert with_precision(model, "float32") is model
+
+
+@pytest.mark.skipif(not bfloat16_hardware(), reason="this machine has no bfloat16 hardware (AVX512-BF16/AMX or GPU)")
+def test_bfloat16_computes_in_bfloat16_with_a_float32_head(model):
+    x = np.random.default_rng(0).random((1, 64, 64, 3), np.float32)
+    fast = with_precision(model, "bfloat16")
+    assert fast is not model
+    compute = {layer.name: layer.dtype_policy.compute_dtype for layer in fast.layers}
+    assert compute["probabilities"] == "float32"
+    assert sum(dtype == "bfloat16" for dtype in compute.values()) > len(compute) // 2
+    out, reference = fast(x).numpy(), model(x).numpy()
+    assert out.dtype == np.float32 and np.abs(out - reference).max() < 0.1
+    for a, b in zip(fast.get_weights(), model.get_weights()):  # weights stay float32 and equal
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bfloat16_is_refused_without_the_hardware(model, no_bf16):
+    with pytest.raises(ValueError, match="AVX512-BF16 or AMX"):
+        with_precision(model, "bfloat16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        with_precision(model, "float16")
+
+
+def test_the_folder_records_its_precision_and_refuses_unknown_ones(model, tmp_path):
+    save_bundle(ModelBundle(model, tile=32, precision="bfloat16"), tmp_path / "m")
+    assert load_bundle(tmp_path / "m").precision == "bfloat16"
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "precision": "int8"}))
+    with pytest.raises(Exception, match="precision"):
+        load_bundle(tmp_path / "m")
+
+
+def test_cli_refuses_bfloat16_before_any_work(model, tmp_path, no_bf16):
+    save_bundle(ModelBundle(model, tile=32), tmp_path / "m")
+    image = tmp_path / "img.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(image)
+    result = CliRunner().invoke(cli, ["predict", str(image), "--out", str(tmp_path / "out"), "--model",
+                                      str(tmp_path / "m"), "--precision", "bfloat16"])
+    assert result.exit_code == 2 and "AVX512-BF16 or AMX" in result.output
+    assert not (tmp_path / "out").exists()
