@@ -53,3 +53,13 @@ def test_overrides_and_unknown_keys(tmp_path):
         load_config(bad)
     with pytest.raises(ValueError, match="config: .*unexpected keyword argument 'epoch'"):
         load_config(None, {"train": {"epoch": 3}})
+
+
+def test_the_resolved_config_spells_out_the_augmentation_that_runs():
+    from nuclei_tf.preprocess.augment import DEFAULT_AUGMENTATION
+
+    assert load_config()["data"]["augment"] == DEFAULT_AUGMENTATION
+    assert load_config(overrides={"data": {"augment": None}})["data"]["augment"] == DEFAULT_AUGMENTATION
+    assert load_config(overrides={"data": {"augment": {}}})["data"]["augment"] == {}
+    flips = {"flip_h": {"p": 0.5}}
+    assert load_config(overrides={"data": {"augment": flips}})["data"]["augment"] == flips

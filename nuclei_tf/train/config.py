@@ -6,7 +6,9 @@ An experiment YAML (see ``experiments/``) has the sections::
     arch: unet_plus               # nuclei_tf.models.build_model arch
     model: {...}                  # build_model options (classes and head decide the targets:
                                   # head: three_class needs train.loss: three_class, and back)
-    data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields (classes is derived)
+    data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields (classes is derived;
+                                  # augment: null or absent resolves to DEFAULT_AUGMENTATION, written
+                                  # out in full; {} is no augmentation)
     preprocess: {stain: none|macenko}
     train: {...}                  # nuclei_tf.train.trainer.TrainConfig fields
     members: [...]                # gbunet, ensemble: member specs (nuclei_tf.train.members);
@@ -21,6 +23,7 @@ import yaml
 
 from nuclei_tf.data.pipeline import PipelineConfig
 from nuclei_tf.models.members import LAGREE_PRETRAINED_MEMBERS
+from nuclei_tf.preprocess.augment import DEFAULT_AUGMENTATION
 from nuclei_tf.models.registry import get_spec
 from nuclei_tf.train.settings import TrainConfig
 
@@ -81,6 +84,8 @@ def load_config(path=None, overrides=None):
     classes = 3 if head == "three_class" else config["model"].get("classes", spec.options.get("classes", 1))
     try:
         config["data"] = PipelineConfig.from_dict({**config["data"], "classes": classes, "seed": seed}).to_dict()
+        if config["data"]["augment"] is None:  # what the pipeline runs, recorded in the run folder and model folder
+            config["data"]["augment"] = copy.deepcopy(DEFAULT_AUGMENTATION)
         config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
     except TypeError as exc:  # an unknown field in the data or train section
         raise ValueError(f"{path or 'config'}: {exc}") from None
