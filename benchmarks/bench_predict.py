@@ -12,8 +12,11 @@ stain normalisation, tiling and stitching); and model megapixels per input megap
 The physical limit beside it: the model's GFLOP per megapixel (counted by TensorFlow's
 profiler on a 256 px tile) over the CPU's measured float32 matmul GFLOP/s.
 
-    python benchmarks/bench_predict.py [--sizes 10000,1000] [--schemes model,blend256] [--model DIR]
+    python benchmarks/bench_predict.py [--sizes 10000,1000] [--precisions bfloat16,float32] [--model DIR]
         [--batch-size 8] [--full-array]
+
+Cases per size: the folder's tiling at each of ``--precisions`` (bfloat16 is the default on
+CPUs with AVX512-BF16/AMX), then ``blend256`` (today's tiling before the margin scheme) at float32.
 
 ``--full-array`` adds the path without streaming (whole probability and label maps in memory).
 """
@@ -89,7 +92,7 @@ class Timer:
             yield item
 
 
-def breakdown(slide, out, model, batch_size):
+def breakdown(slide, out, model, batch_size, precision):
     """Child: the real prediction with timers; prints one JSON line."""
     begin = time.perf_counter()
     from nuclei_tf import inference
@@ -111,7 +114,7 @@ def breakdown(slide, out, model, batch_size):
     inference.load_bundle = timer.wrap(inference.load_bundle, "load")
     write = outputs.write_segmentation
     outputs.write_segmentation = timer.wrap(lambda image, s, *a: write(image, timer.iterator(s, "upstream"), *a), "write")
-    run_prediction([slide], out, model, batch_size)
+    run_prediction([slide], out, model, batch_size, precision=precision)
     timer.seconds["in_process"] = time.perf_counter() - begin
     print(json.dumps({"seconds": timer.seconds, "model_pixels": timer.model_pixels}))
 
@@ -155,6 +158,7 @@ def model_gflop_per_mpx(model, tile=256):
     graph = convert_variables_to_constants_v2(concrete).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
+    tf.get_logger().setLevel("ERROR")  # the v1 profiler announces its deprecation on every call
     flops = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="op", options=options)
     return flops.total_float_ops / 1e9 / (tile * tile / 1e6)
 
@@ -173,12 +177,13 @@ def matmul_gflops(n=4096, repeats=5):
 
 
 def report(scheme, size, wall, peak, result):
+    """One line of the table: where the seconds of one case went."""
     seconds, mpx = result["seconds"], size * size / 1e6
     startup = wall - seconds["in_process"] + seconds["imports"] + seconds["load"]
     writing = seconds["write"] - seconds["upstream"]
     post = seconds.get("post-processing", 0.0)
     rest = wall - startup - seconds["model"] - post - writing
-    print(f"{scheme:>9} {size:>6} | {wall:7.1f} s {mpx / wall:6.3f} Mpx/s | model px per input px "
+    print(f"{scheme:>17} {size:>6} | {wall:7.1f} s {mpx / wall:6.3f} Mpx/s | model px per input px "
           f"{result['model_pixels'] / 1e6 / mpx:4.2f} | start-up {startup:5.1f} s, model {seconds['model']:6.1f} s, "
           f"post-processing {post:5.1f} s, writing {writing:5.1f} s, reading+stain+stitching {rest:5.1f} s | "
           f"peak RSS {peak:.2f} GiB")
@@ -187,16 +192,16 @@ def report(scheme, size, wall, peak, result):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10000,1000", help="image sides, comma-separated")
-    parser.add_argument("--schemes", default="model,blend256",
-                        help="model: the folder's own tiling; blend256: 256 px tiles, 50%% overlap, blended")
+    parser.add_argument("--precisions", default="bfloat16,float32", help="precisions of the folder's own tiling")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per model call (256 px tile equivalents)")
     parser.add_argument("--model", default=None, help="model folder or shipped name (default: the shipped model)")
+    parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--full-array", action="store_true", help="also run the non-streamed path")
     parser.add_argument("--breakdown-child", nargs=2, metavar=("SLIDE", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--full-array-child", nargs=2, metavar=("SLIDE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.breakdown_child:
-        return breakdown(*args.breakdown_child, args.model, args.batch_size)
+        return breakdown(*args.breakdown_child, args.model, args.batch_size, args.precision)
     if args.full_array_child:
         return full_array(*args.full_array_child, args.model, args.batch_size)
     print(describe())
@@ -207,12 +212,14 @@ def main():
         for size in (int(s) for s in args.sizes.split(",")):
             slide = Path(tmp) / f"image{size}.tif"
             make_slide(size, slide)
-            for scheme in args.schemes.split(","):
+            cases = [("model", precision) for precision in args.precisions.split(",")] + [("blend256", "float32")]
+            for scheme, precision in cases:
                 folder = scheme_folder(args.model, scheme, tmp)
-                command = [sys.executable, __file__, "--breakdown-child", str(slide), f"{tmp}/{scheme}{size}",
-                           "--model", str(folder), "--batch-size", str(args.batch_size)]
+                command = [sys.executable, __file__, "--breakdown-child", str(slide), f"{tmp}/{scheme}{precision}{size}",
+                           "--model", str(folder), "--batch-size", str(args.batch_size), "--precision", precision]
                 wall, peak, output = run_child(command)
-                report(scheme, size, wall, peak, json.loads(output.splitlines()[-1]))
+                name = f"{scheme}-{precision}"
+                report(name, size, wall, peak, json.loads(output.splitlines()[-1]))
             if args.full_array:
                 command = [sys.executable, __file__, "--full-array-child", str(slide), f"{tmp}/full{size}",
                            "--batch-size", str(args.batch_size), *(["--model", args.model] if args.model else [])]

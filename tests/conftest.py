@@ -20,6 +20,16 @@ def _real(sub):
     return path
 
 
+@pytest.fixture(autouse=True)
+def float32_inference(monkeypatch):
+    """Inference precision "auto" resolves to float32 in every test, whatever the CPU (it would be
+    bfloat16 on CPUs with AVX512-BF16/AMX): exactness tests compare float32 results. Tests of
+    bfloat16 ask for it, or patch the CPU flags, themselves."""
+    from nuclei_tf.inference import precision
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set())
+
+
 @pytest.fixture(scope="session")
 def monuseg_root():
     return _real("MoNuSeg")

@@ -8,8 +8,11 @@ from click.testing import CliRunner
 from nuclei_tf.cli.main import cli
 from nuclei_tf.inference import ModelBundle, load_bundle, save_bundle
 from nuclei_tf.inference import precision as precision_module
-from nuclei_tf.inference.precision import bfloat16_hardware, cpu_flags, with_precision
+from nuclei_tf.inference.precision import bfloat16_hardware, cpu_flags, resolve_precision, with_precision
 from nuclei_tf.models import build_model
+
+
+REAL_CPU_FLAGS = precision_module.cpu_flags  # conftest's autouse fixture hides them from every test
 
 
 @pytest.fixture
@@ -37,12 +40,25 @@ def test_the_cli_offers_the_same_precisions():
     assert PRECISIONS == precision_module.INFERENCE_PRECISIONS
 
 
+def test_auto_is_bfloat16_only_on_a_cpu_with_the_instructions(model, monkeypatch):
+    monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert resolve_precision("auto") == "bfloat16"
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512f"})
+    assert resolve_precision("auto") == "float32" and with_precision(model, "auto") is model
+    monkeypatch.setattr("tensorflow.config.list_physical_devices", lambda kind=None: ["GPU:0"])
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"amx_bf16"})
+    assert resolve_precision("auto") == "float32"  # not measured on GPUs
+    assert ModelBundle(model).precision == "auto"
+
+
 def test_float32_is_the_model_itself(model):
     assert with_precision(model, "float32") is model
 
 
 @pytest.mark.skipif(not bfloat16_hardware(), reason="this machine has no bfloat16 hardware (AVX512-BF16/AMX or GPU)")
-def test_bfloat16_computes_in_bfloat16_with_a_float32_head(model):
+def test_bfloat16_computes_in_bfloat16_with_a_float32_head(model, monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_flags", REAL_CPU_FLAGS)
     x = np.random.default_rng(0).random((1, 64, 64, 3), np.float32)
     fast = with_precision(model, "bfloat16")
     assert fast is not model

@@ -192,7 +192,7 @@ def test_another_command_does_not_mix_into_a_stopped_run(tmp_path, darkness_mode
 
     monkeypatch.setattr(resume.StripParts, "save", stop)
     assert predict(pyramid_slide, "--model", darkness_model, "--out", tmp_path).exit_code == 130
-    monkeypatch.undo()
+    monkeypatch.setattr(resume.StripParts, "save", save)
     other = predict(pyramid_slide, "--model", darkness_model, "--roi", "0,0,512,512", "--out", tmp_path)
     assert other.exit_code == 1 and "other settings (region)" in other.output
 

@@ -66,7 +66,7 @@ def evaluate(predictions, baseline, model_path, save_predictions, tta, precision
         bundle = load_bundle(model_path)
         bundle.tta = bundle.tta or tta
         bundle.precision = precision or bundle.precision
-        extras = [name for name, on in (("TTA", bundle.tta), (bundle.precision, bundle.precision != "float32")) if on]
+        extras = [name for name, on in (("TTA", bundle.tta), (bundle.runs_at, bundle.runs_at != "float32")) if on]
         predictor, method = model_predictor(bundle), f"model {model_path}{' with ' + ' and '.join(extras) if extras else ''}"
     _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)
 

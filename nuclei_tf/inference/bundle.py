@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.inference.folder_config import model_postprocess, read_folder_config
-from nuclei_tf.inference.precision import INFERENCE_PRECISIONS, with_precision
+from nuclei_tf.inference.precision import resolve_precision, with_precision
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
 from nuclei_tf.postprocess.markers import nucleus_outputs
@@ -39,7 +39,7 @@ class ModelBundle:
     mpp: float = None  #: microns per pixel of the training images (None: unknown, e.g. DSB 2018's mixed microscopes)
     margin: int = 0  #: > 0: tiles of ``tile`` px whose ``margin`` px border is discarded (``overlap`` and ``blend`` unused)
     tta: bool = False  #: test-time augmentation: the mean over the 8 flips and 90-degree rotations of each tile
-    precision: str = "float32"  #: "float32" or "bfloat16" (:mod:`~nuclei_tf.inference.precision`)
+    precision: str = "auto"  #: "auto", "float32" or "bfloat16" (:mod:`~nuclei_tf.inference.precision`)
     postprocess: PostProcess = field(default_factory=PostProcess)
     info: dict = field(default_factory=dict)
 
@@ -55,8 +55,6 @@ class ModelBundle:
         """
         key, function = self._compiled
         if key is None or key[0] is not self.model or key[1] != self.precision:
-            if self.precision not in INFERENCE_PRECISIONS:
-                raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {self.precision!r}")
             runner = with_precision(self.model, self.precision)
             function = tf.function(lambda x: runner(x, training=False), reduce_retracing=True)
             self._compiled = ((self.model, self.precision), function)
@@ -73,6 +71,11 @@ class ModelBundle:
                 probability = probability[:, :, ::-1] if flip else probability
                 total += np.rot90(probability, -turns, axes=(1, 2))
         return total / 8.0
+
+    @property
+    def runs_at(self):
+        """The precision the model computes at on this machine (``precision`` resolved)."""
+        return resolve_precision(self.precision)
 
     def settings(self):
         return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,

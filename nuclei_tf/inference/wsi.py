@@ -60,6 +60,7 @@ class SlideRun:
             "slide_bytes": Path(self.slide.path).stat().st_size,
             "model": str(model_path),
             "model_settings": hashlib.sha256(settings.encode()).hexdigest(),
+            "precision": self.bundle.runs_at,  # a resumed run on other hardware must not mix precisions
             "model_mpp": self.bundle.mpp,
             "downsample": self.view.downsample,
             "level": self.view.level,
