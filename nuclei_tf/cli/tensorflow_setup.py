@@ -38,6 +38,8 @@ def start_tensorflow(verbose=False):
             import tensorflow as tf
 
             gpus = tf.config.list_physical_devices("GPU")
+    from nuclei_tf.inference.precision import resolve_precision
+
     device = (f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} (fit --precision auto: mixed_float16)" if gpus
-              else f"CPU ({os.cpu_count()} cores), float32")
+              else f"CPU ({os.cpu_count()} cores; training float32, inference {resolve_precision('auto')})")
     return f"TensorFlow {tf.__version__} on {device}"
