@@ -36,6 +36,9 @@ def _radius(model, size, seed):
     gradient = sum(np.abs(tape.gradient(value, x).numpy()[0]).max(axis=-1) for value in channels)
     del tape
     rows, cols = np.nonzero(gradient > 0)
+    if not len(rows):
+        raise ValueError(f"{model.name}: the output does not depend on the input of this probe (every ReLU off?); "
+                         "the receptive field cannot be measured on these weights")
     radius = int(max(np.abs(rows - centre).max(), np.abs(cols - centre).max()))
     if radius >= centre:
         raise ValueError(f"the receptive field reaches the edge of the {size} px probe image; measure with a larger size")
