@@ -31,11 +31,16 @@ def cpu_flags(path="/proc/cpuinfo"):
     return set()
 
 
+def cpu_has_bfloat16():
+    """Whether the CPU has AVX512-BF16 or AMX (:data:`BF16_FLAGS`)."""
+    return any(flag in cpu_flags() for flag in BF16_FLAGS)
+
+
 def bfloat16_hardware():
     """Whether bfloat16 maths runs natively here: a GPU, or a CPU with AVX512-BF16 / AMX."""
     import tensorflow as tf
 
-    return bool(tf.config.list_physical_devices("GPU")) or any(flag in cpu_flags() for flag in BF16_FLAGS)
+    return bool(tf.config.list_physical_devices("GPU")) or cpu_has_bfloat16()
 
 
 def resolve_precision(precision="auto"):
@@ -49,7 +54,7 @@ def resolve_precision(precision="auto"):
 
     if tf.config.list_physical_devices("GPU"):
         return "float32"
-    return "bfloat16" if any(flag in cpu_flags() for flag in BF16_FLAGS) else "float32"
+    return "bfloat16" if cpu_has_bfloat16() else "float32"
 
 
 def _set_policies(node, policy):
