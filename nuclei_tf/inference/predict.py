@@ -173,14 +173,12 @@ def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
     kept = sum(source.has_tissue(*box) for _, row in boxes for box in row) if progress else 0
     with tqdm(total=kept, desc="tiles with tissue", unit="tile", disable=not progress, leave=False) as bar:
         for (core0, core1, window0, _), tiles in tile_rows(source, boxes, normalise):
-            band = np.zeros((core1 - core0, padded_width) + channels, np.float32)
+            band = np.zeros((core1 - core0, padded_width) + channels, np.float16)  # cores are rounded as they land
             _predict_cores(bundle, tiles, band, core0 - window0, core_of, per_call, bar)
             del tiles  # the row's pixels are not needed while the consumer post-processes its block
             first, last = max(core0, start_row), min(core1, height)
-            block = band[first - core0 : last - core0, :width].astype(np.float16)
-            del band
             if last > first:
-                yield first, block
+                yield first, band[first - core0 : last - core0, :width]
 
 
 def _predict_cores(bundle, tiles, band, top, core_of, per_call, bar):
