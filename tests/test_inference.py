@@ -187,6 +187,11 @@ def test_calibrate_writes_a_model_folder_chosen_on_validation(synthetic_monuseg,
     calibration = bundle.info["calibration"]
     assert calibration["split"] == "val" and calibration["images"] == 1 and bundle.tile == 32
     assert len(calibration["table"]) == 26 and bundle.postprocess.split in ("none", "watershed")
+    assert "watershed@0.5" in calibration["table"] and bundle.postprocess.min_size == 10
+    for bad in ("ten", "10,-5", ""):
+        refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--min-sizes", bad, "--protocol", "kasturi2022",
+                                           "--monuseg", str(synthetic_monuseg), "--out", str(tmp_path / "other")])
+        assert refused.exit_code == 2 and "whole pixel counts" in refused.output and not (tmp_path / "other").exists()
     evaluated = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "folder"), "--protocol", "kasturi2022",
                                          "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc),
                                          "--out", str(tmp_path / "report")])
@@ -297,6 +302,7 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"min_size": -1}, "an integer >= 0"),
     ("postprocess", {"thresold": 0.5}, "unknown postprocess key(s) thresold"),
     ("postprocess", {"marker_threshold": 1.5}, "'postprocess.marker_threshold' = 1.5"),
+    ("postprocess", {"require_marker": "yes"}, "'postprocess.require_marker' = 'yes'"),
     ("postprocess", {"split": "markers"}, "needs a three-class model"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):

@@ -96,6 +96,12 @@ def test_markers_split_touching_nuclei_and_keep_a_nucleus_without_marker_whole()
     assert (instances[32, 12:31] == instances[32, 15]).all() and (instances[32, 32:51] == instances[32, 47]).all()
     assert probability_to_instances(probabilities, PostProcess(split="none")).max() == 2  # the nucleus channel alone
     assert probability_to_instances(probabilities, replace(settings, marker_threshold=0.85)).max() == 2  # no marker left
+    required = probability_to_instances(probabilities, replace(settings, require_marker=True))
+    assert required.max() == 2 and required[10, 54] == 0  # the lone disk has no marker: dropped
+    np.testing.assert_array_equal(required > 0, (instances > 0) & (instances != instances[10, 54]))
+    assert not probability_to_instances(probabilities, replace(settings, marker_threshold=0.85, require_marker=True)).any()
+    with pytest.raises(ValueError, match="require_marker needs split 'markers'"):
+        PostProcess(split="watershed", require_marker=True)
 
 
 def test_a_three_class_softmax_is_reduced_to_interior_and_nucleus():

@@ -1,4 +1,6 @@
 """Strip-by-strip post-processing (whole slides) gives the whole-image nuclei exactly."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -84,13 +86,17 @@ def three_class_field(shape, seed):
 @pytest.mark.parametrize("settings", [
     PostProcess(threshold=0.5, split="markers", marker_threshold=0.35),
     PostProcess(threshold=0.45, split="markers", marker_threshold=0.3, fill=False, min_size=1),
+    PostProcess(threshold=0.5, split="markers", marker_threshold=0.35, require_marker=True),
 ])
 @pytest.mark.parametrize("strip_rows", [HALO + 1, 16, 61, 1000])
 def test_marker_strips_equal_the_whole_image(settings, strip_rows):
     probabilities = three_class_field((230, 170), seed=strip_rows)
     whole = probability_to_instances(probabilities, settings)
     clusters = ndimage.label(probabilities[..., 1] > settings.threshold)[1]
-    assert whole.max() > clusters + 10, "markers split many clusters"
+    kept = probability_to_instances(probabilities, replace(settings, require_marker=False))
+    assert kept.max() > clusters + 10, "markers split many clusters"
+    if settings.require_marker:
+        assert 0 < whole.max() < kept.max(), "some clusters hold no marker"
     assert_same_nuclei(by_strips(probabilities, settings, strip_rows), whole)
 
 

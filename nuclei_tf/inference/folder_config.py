@@ -39,6 +39,7 @@ POSTPROCESS_CHECKS = {
     "split": (lambda v: v in SPLITS, f"one of {', '.join(SPLITS)}"),
     "h": (lambda v: _number(v) and v > 0, "a number > 0"),
     "marker_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "require_marker": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

@@ -18,7 +18,8 @@ class PostProcess:
     ``split``: "none" (connected components), "watershed" (marker-controlled watershed on the
     distance transform, see :func:`~nuclei_tf.postprocess.watershed.watershed_split`) or, for
     three-class models, "markers" (markers where the interior probability exceeds
-    ``marker_threshold``, see :mod:`~nuclei_tf.postprocess.markers`).
+    ``marker_threshold``, see :mod:`~nuclei_tf.postprocess.markers`; ``require_marker`` drops a
+    nucleus component that holds none).
     """
 
     threshold: float = 0.5
@@ -27,6 +28,7 @@ class PostProcess:
     split: str = "none"
     h: float = 1.0
     marker_threshold: float = 0.5
+    require_marker: bool = False
 
     def __post_init__(self):
         for name in ("threshold", "marker_threshold"):
@@ -34,6 +36,8 @@ class PostProcess:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.require_marker and self.split != "markers":
+            raise ValueError(f"require_marker needs split 'markers', got split {self.split!r}")
 
     def to_dict(self):
         return asdict(self)
@@ -56,7 +60,7 @@ def filled_mask_to_instances(mask, settings, markers=None):
     if settings.split == "watershed":
         instances = watershed_split(mask, h=settings.h)
     elif settings.split == "markers":
-        instances = marker_split(mask, markers)
+        instances = marker_split(mask, markers, require_marker=settings.require_marker)
     else:
         instances = binary_to_instances(mask)
     return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False))
