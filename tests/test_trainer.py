@@ -259,11 +259,13 @@ def test_fit_calibrate_and_predict_a_three_class_unet_plus(synthetic_monuseg, sy
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
     assert all(np.isfinite([h["loss"], h["dice"], h["val_loss"], h["val_dice"]]).all() for h in history)
-    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--out", str(tmp_path / "folder")],
-                                    catch_exceptions=False)
+    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--min-sizes", "10,40",
+                                          "--out", str(tmp_path / "folder")], catch_exceptions=False)
     assert calibrated.exit_code == 0, calibrated.output
     bundle = load_bundle(tmp_path / "folder")
-    assert bundle.postprocess.split == "markers" and len(bundle.info["calibration"]["table"]) == 30
+    table = bundle.info["calibration"]["table"]
+    assert bundle.postprocess.split == "markers" and bundle.postprocess.min_size in (10, 40)
+    assert len(table) == 100 and "markers@0.8@0.9+marker/40" in table and "markers@0.4@0.5" in table
     probability, instances = segment(bundle, np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8))
     assert probability.shape == (48, 40, 2) and instances.shape == (48, 40) and instances.dtype == np.int32
 

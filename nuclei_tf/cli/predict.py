@@ -184,6 +184,19 @@ def export(model_path, out_dir, version):
                    "compute: send round(255 * nuclei_tf.preprocess.clahe_tv(image)) as uint8")
 
 
+def _sizes(ctx, param, value):
+    """``--min-sizes`` "10,40,80" -> (10, 40, 80); each a whole number of pixels >= 0."""
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 0:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of whole pixel counts >= 0")
+    return sizes
+
+
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @dataset_options
@@ -193,12 +206,14 @@ def export(model_path, out_dir, version):
 @click.option("--tiling", type=click.Choice(["blend", "margin"]), default="blend", show_default=True,
               help="blend: training-size tiles, --overlap, blended; margin: 512 px tiles whose measured receptive-field "
                    "margin is discarded (each pixel computed once, equal to the untiled model).")
+@click.option("--min-sizes", callback=_sizes, help="Also choose the smallest nucleus kept among these sizes "
+              "(px at the model's resolution, comma-separated, e.g. 10,40,80,120,160); default: 10 only.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, tiling, out_dir, tta):
-    """Choose threshold and watershed splitting (three-class models: threshold and marker threshold)
-    on the validation split; write a model folder."""
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, tiling, min_sizes, out_dir, tta):
+    """Choose threshold and watershed splitting (three-class models: threshold, marker threshold and
+    whether a nucleus needs a marker) on the validation split; write a model folder."""
     import yaml
 
     from nuclei_tf.data import split_protocol
@@ -221,7 +236,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, t
 
         bundle.margin, bundle.tile = inference_margin(bundle.model), MARGIN_TILE
     validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
-    bundle.postprocess, table = search(bundle, validation, metric=metric)
+    bundle.postprocess, table = search(bundle, validation, metric=metric, min_sizes=min_sizes)
     best = table[setting_key(bundle.postprocess)]
     bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
                    "calibration": {"split": "val", "images": len(validation), "metric": metric, "score": best,
