@@ -12,7 +12,7 @@ import warnings
 import click
 
 from nuclei_tf import __version__
-from nuclei_tf.allocator import tune_allocator
+from nuclei_tf.cli.allocator import tune_allocator
 from nuclei_tf.cli.tensorflow_setup import TENSORFLOW_COMMANDS, start_tensorflow
 
 #: command name -> "module:attribute" of the click command implementing it.

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_tf.allocator import release_free_memory
 from nuclei_tf.inference.outputs import FinishedRows, OverlayRows, geojson_feature, polygons
 from nuclei_tf.inference.png import PngRows
 from nuclei_tf.inference.predict import prediction_boxes, probability_rows
@@ -183,7 +182,6 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
                 parts.save(top, rows, finished.top, finished.band, {
                     "resume": strip.resume, "nuclei": records.count, "row": strip.final, "rows": height,
                     "csv_bytes": table.tell(), "geojson_bytes": features.tell(), "complete": strip.final >= height})
-                release_free_memory()  # the strip's freed temporaries leave the heap, so it does not creep up
         if finished.top != height:
             raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
         records.close()
