@@ -302,7 +302,7 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"min_size": -1}, "an integer >= 0"),
     ("postprocess", {"thresold": 0.5}, "unknown postprocess key(s) thresold"),
     ("postprocess", {"marker_threshold": 1.5}, "'postprocess.marker_threshold' = 1.5"),
-    ("postprocess", {"require_marker": "yes"}, "'postprocess.require_marker' = 'yes'"),
+    ("postprocess", {"require_marker": "yes"}, "'postprocess.require_marker' = \"yes\" is not valid; expected true or false"),
     ("postprocess", {"split": "markers"}, "needs a three-class model"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):
