@@ -48,6 +48,6 @@ def calibrate(bundle, records, metric="aji", thresholds=DEFAULT_THRESHOLDS, spli
     samples = [record.load() for record in tqdm(records, desc="load", disable=not progress, leave=False)]
     probabilities = [predict_probability(bundle, s.image) for s in tqdm(samples, desc="predict", disable=not progress, leave=False)]
     truths = [s.instances for s in samples]
-    settings = candidates(bundle, thresholds, split_modes, min_sizes)
-    best, scores = search_settings(probabilities, truths, settings, metric, how="mean")
+    grid = candidates(bundle, thresholds, split_modes, min_sizes)
+    best, scores = search_settings(probabilities, truths, grid, metric, how="mean")
     return best, {setting_key(settings): score for settings, score in scores.items()}
