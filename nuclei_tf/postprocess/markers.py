@@ -9,8 +9,7 @@ marker_threshold`` within them; each 4-connected nucleus component is flooded fr
 markers on its inverted distance transform (:func:`marker_split`), so the landscape needs
 only the boolean masks. A component without a marker stays whole, or with ``require_marker``
 is dropped: the seeded watershed of the DSB-2018 winners grows nuclei from seeds only, so
-a region the model never saw an interior in is not a nucleus (most false positives are
-such faint, boundary-only blobs).
+a region where the model sees no interior is not taken for a nucleus.
 """
 import numpy as np
 
