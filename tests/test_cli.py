@@ -1,5 +1,6 @@
 """The `nuclei-tf` command line through click's runner and, once, as an installed console script."""
 import json
+import os
 import subprocess
 import sys
 
@@ -73,3 +74,45 @@ def test_the_allocator_is_tuned_on_linux_glibc():
 
     expected = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert tune_allocator() is expected
+
+
+def test_keras_backend_is_the_environment_then_keras_json_then_tensorflow(tmp_path, monkeypatch):
+    from nuclei_tf.cli.tensorflow_setup import keras_backend
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_backend() == "tensorflow"
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax", "floatx": "float32"}))
+    assert keras_backend() == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert keras_backend() == "torch"
+
+
+def test_jax_is_hidden_only_inside_and_only_under_the_tensorflow_backend(monkeypatch):
+    import importlib
+
+    from nuclei_tf.cli.tensorflow_setup import jax_hidden
+
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    with jax_hidden():
+        assert sys.modules["jax"] is None
+        try:
+            importlib.import_module("jax")
+        except ImportError:
+            pass
+        else:
+            raise AssertionError("import jax succeeded inside jax_hidden()")
+    assert "jax" not in sys.modules
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    with jax_hidden():
+        assert "jax" not in sys.modules
+
+
+def test_starting_tensorflow_does_not_import_jax():
+    code = ("import sys; from nuclei_tf.cli.tensorflow_setup import start_tensorflow; "
+            "print(start_tensorflow()); print('jax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    device, jax_imported = out.stdout.splitlines()
+    assert device.startswith("TensorFlow ") and jax_imported == "False"
