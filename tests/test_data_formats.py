@@ -6,7 +6,8 @@ from PIL import Image
 
 from nuclei_tf.data import DSB2018, DataError, InstanceFolder, MoNuSeg, TNBC
 from nuclei_tf.data.io import read_image, read_label
-from nuclei_tf.data.labels import relabel_contiguous
+from nuclei_tf.data import labels as label_utils
+from nuclei_tf.data.labels import id_counts, map_ids, relabel_contiguous
 from nuclei_tf.data.monuseg_xml import rasterise_xml
 
 from conftest import region_xml, square
@@ -73,6 +74,24 @@ def test_relabel_contiguous_keeps_order():
     labels = np.array([[0, 7, 7], [3, 0, 12]])
     assert relabel_contiguous(labels).tolist() == [[0, 2, 2], [1, 0, 3]]
     assert relabel_contiguous(np.array([[5, 5]])).tolist() == [[1, 1]]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_in_place_id_maps_equal_numpy_by_blocks_of_rows(monkeypatch, chunk):
+    monkeypatch.setattr(label_utils, "MAP_CHUNK", chunk)
+    labels = np.random.default_rng(0).integers(0, 40, (23, 17)).astype(np.int32)
+    labels[labels % 3 == 0] = 0
+    assert np.array_equal(id_counts(labels), np.bincount(labels.ravel()))
+    lookup = np.random.default_rng(1).integers(0, 99, 40).astype(np.int32)
+    expected = lookup[labels]
+    inplace = labels.copy()
+    assert map_ids(inplace, lookup, copy=False) is inplace and np.array_equal(inplace, expected)
+    assert np.array_equal(map_ids(labels, lookup), expected) and not np.array_equal(labels, expected)
+    wider = labels.astype(np.int64)  # another dtype than the lookup's: mapped into a new array
+    assert np.array_equal(map_ids(wider, lookup, copy=False), expected) and np.array_equal(wider, labels)
+    contiguous = labels.copy()
+    assert relabel_contiguous(contiguous, copy=False) is contiguous
+    assert np.array_equal(contiguous, relabel_contiguous(labels))
 
 
 # ---- documented conversions -------------------------------------------------------------

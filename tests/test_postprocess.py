@@ -40,6 +40,33 @@ def test_watershed_splits_touching_nuclei_that_components_merge():
     assert probability_to_instances(mask.astype(np.float32), PostProcess(split="watershed")).max() == 2
 
 
+def test_in_place_component_splitting_equals_the_obvious_one():
+    """split_components overwrites its component labels with negated piece ids; the obvious way
+    keeps a second output map. Random blobs, pieces that leave some component pixels unlabelled."""
+    from scipy import ndimage
+
+    from nuclei_tf.data.labels import binary_to_instances
+    from nuclei_tf.postprocess.watershed import split_components
+
+    rng = np.random.default_rng(3)
+    mask = ndimage.binary_opening(rng.random((96, 96)) < 0.55)
+
+    def split(component, crop):  # halves by column parity; odd-row pixels left unlabelled
+        pieces = np.where(component, 1 + (np.arange(component.shape[1]) % 2 == 1), 0)
+        pieces[1::2] = 0
+        return pieces.astype(np.int32)
+
+    components = binary_to_instances(mask)
+    expected, next_id = np.zeros(mask.shape, np.int32), 1
+    for label, box in enumerate(ndimage.find_objects(components), start=1):
+        crop = tuple(slice(max(s.start - 4, 0), s.stop + 4) for s in box)
+        pieces = split(components[crop] == label, crop)
+        expected[crop][pieces > 0] = pieces[pieces > 0] + next_id - 1
+        next_id += int(pieces.max())
+    assert components.max() > 10
+    assert np.array_equal(split_components(mask, split), expected)
+
+
 def test_watershed_keeps_thin_objects_without_markers():
     mask = np.zeros((16, 16), bool)
     mask[5, 2:14] = True  # a one-pixel-wide line: no h-maximum of height 1

@@ -87,8 +87,8 @@ class SlideRecords:
         """Measure and write the nuclei of ``strip`` (local ids + ``first_id`` - 1)."""
         if not strip.count:
             return
-        rows, cols = np.nonzero(strip.labels)
-        left, right = int(cols.min()), int(cols.max()) + 1
+        cols = np.flatnonzero(strip.labels.any(axis=0))
+        left, right = int(cols[0]), int(cols[-1]) + 1
         labels = strip.labels[:, left:right]
         image = source.read(left, strip.top, right - left, len(labels))
         offset = strip.first_id - 1

@@ -63,7 +63,7 @@ def filled_mask_to_instances(mask, settings, markers=None):
         instances = marker_split(mask, markers, require_marker=settings.require_marker)
     else:
         instances = binary_to_instances(mask)
-    return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False))
+    return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False), copy=False)
 
 
 def mask_to_instances(mask, settings):

@@ -35,16 +35,25 @@ RUIFROK_HE = RUIFROK_HE / np.linalg.norm(RUIFROK_HE, axis=1, keepdims=True)
 RUIFROK = Convention(io=255.0, offset=0, od_floor=0.0, tissue="od", threshold=0.15, lasso=None)
 
 
+def haematoxylin_tables(stains=RUIFROK_HE, convention=RUIFROK):
+    """Three float32 lookup tables (one per RGB channel, indexed by the uint8 value) whose sum
+    over a pixel's channels is its haematoxylin concentration (H = OD @ pinv(stains)[:, 0])."""
+    weights = np.linalg.pinv(stains)[:, 0]
+    return (weights[:, None] * convention.od_table[None, :]).astype(np.float32)
+
+
 def haematoxylin_image(image, stains=RUIFROK_HE, convention=RUIFROK):
     """Haematoxylin concentration (float32, h x w) of an RGB uint8 image.
 
     Equal to ``concentrations(image, stains, convention)[:, 0]`` (least squares), computed as a
-    sum of three per-channel lookup tables so a whole strip costs one float32 array, not N x 3 OD.
+    sum of three per-channel lookup tables (:func:`haematoxylin_tables`), not N x 3 OD.
     """
-    image = rgb_uint8(image)
-    weights = np.linalg.pinv(stains)[:, 0]  # H = OD @ pinv(stains)[:, 0]
-    tables = (weights[:, None] * convention.od_table[None, :]).astype(np.float32)
-    return tables[0][image[..., 0]] + tables[1][image[..., 1]] + tables[2][image[..., 2]]
+    return _haematoxylin(rgb_uint8(image), haematoxylin_tables(stains, convention))
+
+
+def _haematoxylin(pixels, tables):
+    """Haematoxylin of uint8 RGB ``pixels`` (..., 3) from :func:`haematoxylin_tables`."""
+    return tables[0][pixels[..., 0]] + tables[1][pixels[..., 1]] + tables[2][pixels[..., 2]]
 
 
 def nucleus_measurements(labels, image, mpp):
@@ -63,9 +72,9 @@ def nucleus_measurements(labels, image, mpp):
     if labels.size == 0 or labels.max() <= 0:
         return []
     mpp = float(mpp)
-    haematoxylin = haematoxylin_image(image)
+    tables = haematoxylin_tables()
     results = []
-    for index, box in enumerate(ndimage.find_objects(np.maximum(labels, 0)), start=1):
+    for index, box in enumerate(ndimage.find_objects(labels if labels.min() >= 0 else np.maximum(labels, 0)), start=1):
         if box is None:
             continue
         mask = labels[box] == index
@@ -78,7 +87,8 @@ def nucleus_measurements(labels, image, mpp):
             "area_um2": area_px * mpp**2,
             "perimeter_um": perimeter_px * mpp,
             "circularity": float(np.clip(circularity, 0.0, 1.0)),
-            "haematoxylin_od": float(haematoxylin[box][mask].mean(dtype=np.float64)),
+            # per nucleus: a strip-sized float image would cost ~20 bytes a pixel of the strip
+            "haematoxylin_od": float(_haematoxylin(image[box][mask], tables).mean(dtype=np.float64)),
             "centroid_x": float(box[1].start + cols.mean() + 0.5),
             "centroid_y": float(box[0].start + rows.mean() + 0.5),
         })

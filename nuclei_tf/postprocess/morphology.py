@@ -3,6 +3,8 @@ small predicted artifacts")."""
 import numpy as np
 from scipy import ndimage
 
+from nuclei_tf.data.labels import id_counts, map_ids
+
 
 def fill_holes(mask):
     """Fill background regions not connected to the image border."""
@@ -15,10 +17,9 @@ def remove_small_objects(instances, min_size, copy=True):
     ``copy=False`` edits ``instances`` in place (no second full-size array on whole slides).
     """
     instances = np.asarray(instances)
-    out = instances.copy() if copy else instances
     if min_size <= 1 or instances.max(initial=0) == 0:
-        return out
-    small = np.bincount(instances.ravel()) < min_size
-    small[0] = False
-    out[small[out]] = 0
-    return out
+        return instances.copy() if copy else instances
+    counts = id_counts(instances)
+    lookup = np.arange(len(counts), dtype=instances.dtype)
+    lookup[counts < min_size] = 0
+    return map_ids(instances, lookup, copy)

@@ -80,8 +80,9 @@ def _window(mask, top, done, height, settings):
     new_done = int(starts[incomplete].min()) if incomplete.any() else bottom
     if new_done <= done:
         return done, None
-    owned = np.concatenate([[False], (starts >= done) & (starts < new_done)])
-    return new_done, filled_mask_to_instances(owned[clusters], settings, markers_of(mask, settings))
+    owned = np.concatenate([[False], (starts >= done) & (starts < new_done)])[clusters]
+    del clusters  # the split's own component labels take its place
+    return new_done, filled_mask_to_instances(owned, settings, markers_of(mask, settings))
 
 
 def row_pieces(blocks, step):

@@ -43,19 +43,20 @@ def split_components(mask, split, margin=CROP_MARGIN):
     int32 instance map (ids 1..N).
 
     ``component`` is the component's boolean crop grown by ``margin`` px, ``crop`` its
-    ``(rows, cols)`` slices in ``mask``; ``split`` returns its pieces numbered 1..k. Memory stays
-    proportional to the largest nucleus cluster, not to the image (whole slides).
+    ``(rows, cols)`` slices in ``mask``; ``split`` returns its pieces numbered 1..k, inside the
+    component. Besides the crops, memory is one int32 map (whole slides): the component labels
+    are overwritten in place by their pieces' ids, negated until every component is done so
+    that no id can be mistaken for a component label.
     """
-    components = binary_to_instances(np.asarray(mask, dtype=bool), connectivity=1)
-    out = np.zeros(components.shape, dtype=np.int32)
+    labels = binary_to_instances(np.asarray(mask, dtype=bool), connectivity=1)
     next_id = 1
-    for label, box in enumerate(ndimage.find_objects(components), start=1):
+    for label, box in enumerate(ndimage.find_objects(labels), start=1):
         crop = slice(max(box[0].start - margin, 0), box[0].stop + margin), slice(max(box[1].start - margin, 0), box[1].stop + margin)
-        pieces = split(components[crop] == label, crop)
-        inside = pieces > 0
-        out[crop][inside] = pieces[inside] + (next_id - 1)
-        next_id += int(pieces.max())
-    return out
+        component = labels[crop] == label
+        pieces = split(component, crop)[component]
+        labels[crop][component] = np.where(pieces > 0, -(pieces + (next_id - 1)), 0)
+        next_id += int(pieces.max(initial=0))
+    return np.negative(labels, out=labels)
 
 
 def watershed_split(mask, h=1.0, smoothing=1.0, margin=CROP_MARGIN):
