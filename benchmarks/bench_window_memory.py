@@ -36,23 +36,22 @@ from machine import describe  # noqa: E402
 SETTINGS = {"threshold": 0.5, "min_size": 10, "fill": True, "split": "watershed", "h": 1.0}
 
 
-def read_band(path, top, rows):
-    """Rows ``top .. top + rows`` of level 0 of a tiled label TIFF, decoded tile by tile."""
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        height, width = page.shape[:2]
-        tile_h, tile_w = page.tilelength, page.tilewidth
-        across = -(-width // tile_w)
-        stop = min(top + rows, height)
-        band = np.zeros((stop - top, width), np.int32)
-        for tile_row in range(top // tile_h, -(-stop // tile_h)):
-            for tile_col in range(across):
-                index = tile_row * across + tile_col
-                tif.filehandle.seek(page.dataoffsets[index])
-                tile = page.decode(tif.filehandle.read(page.databytecounts[index]), index)[0].reshape(tile_h, tile_w)
-                r0, c0 = tile_row * tile_h, tile_col * tile_w
-                a, b = max(r0, top), min(r0 + tile_h, stop)
-                band[a - top : b - top, c0 : min(c0 + tile_w, width)] = tile[a - r0 : b - r0, : min(tile_w, width - c0)]
+def read_band(tif, top, rows):
+    """Rows ``top .. top + rows`` of level 0 of an open tiled label TIFF, decoded tile by tile."""
+    page = tif.pages[0]
+    height, width = page.shape[:2]
+    tile_h, tile_w = page.tilelength, page.tilewidth
+    across = -(-width // tile_w)
+    stop = min(top + rows, height)
+    band = np.zeros((stop - top, width), np.int32)
+    for tile_row in range(top // tile_h, -(-stop // tile_h)):
+        for tile_col in range(across):
+            index = tile_row * across + tile_col
+            tif.filehandle.seek(page.dataoffsets[index])
+            tile = page.decode(tif.filehandle.read(page.databytecounts[index]), index)[0].reshape(tile_h, tile_w)
+            r0, c0 = tile_row * tile_h, tile_col * tile_w
+            a, b = max(r0, top), min(r0 + tile_h, stop)
+            band[a - top : b - top, c0 : min(c0 + tile_w, width)] = tile[a - r0 : b - r0, : min(tile_w, width - c0)]
     return band
 
 
@@ -89,8 +88,6 @@ def window_heights(path, block=384):
     from nuclei_tf.postprocess import strips
     from nuclei_tf.postprocess.instances import PostProcess
 
-    with tifffile.TiffFile(path) as tif:
-        height, width = tif.pages[0].shape[:2]
     heights, window = [], strips._window
 
     def recorded(mask, *args):
@@ -98,9 +95,11 @@ def window_heights(path, block=384):
         return window(mask, *args)
 
     strips._window = recorded
-    blocks = ((top, read_band(path, top, block) > 0) for top in range(0, height, block))
-    for _ in strips.instance_strips(blocks, height, PostProcess(**SETTINGS), strips.strip_rows_for(width)):
-        pass
+    with tifffile.TiffFile(path) as tif:
+        height, width = tif.pages[0].shape[:2]
+        blocks = ((top, read_band(tif, top, block) > 0) for top in range(0, height, block))
+        for _ in strips.instance_strips(blocks, height, PostProcess(**SETTINGS), strips.strip_rows_for(width)):
+            pass
     return width, strips.strip_rows_for(width), np.array(heights)
 
 
@@ -111,7 +110,8 @@ def child(path, top, rows, variant):
     from nuclei_tf.postprocess.strips import _window
 
     tune_allocator()  # as `nuclei-tf predict` runs
-    mask = read_band(path, top, rows) > 0
+    with tifffile.TiffFile(path) as tif:
+        mask = read_band(tif, top, rows) > 0
     settings = PostProcess(**SETTINGS)
     before, peak, running = resident_mib(), [0.0], [True]
 

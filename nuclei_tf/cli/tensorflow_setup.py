@@ -56,7 +56,7 @@ def jax_hidden():
     try:
         yield
     finally:
-        if "jax" in sys.modules and sys.modules["jax"] is None:
+        if sys.modules.get("jax", False) is None:
             del sys.modules["jax"]
 
 

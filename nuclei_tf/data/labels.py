@@ -20,9 +20,7 @@ def _row_blocks(instances):
 def id_counts(instances):
     """Pixels per id of a non-negative instance map: ``np.bincount(instances.ravel())`` without
     its full-size int64 copy."""
-    instances = np.asarray(instances)
-    if instances.ndim == 0:
-        return np.bincount(instances.reshape(1))
+    instances = np.atleast_1d(instances)
     counts = np.zeros(int(instances.max(initial=0)) + 1, np.int64)
     for block in _row_blocks(instances):
         counts += np.bincount(block.ravel(), minlength=len(counts))
