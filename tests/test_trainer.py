@@ -298,6 +298,7 @@ def test_fit_refuses_to_mix_two_runs_in_one_folder(synthetic_monuseg, synthetic_
 
 
 def test_sigterm_stops_fit_like_ctrl_c_and_the_run_resumes(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    import os
     import signal
     import subprocess
     import sys
@@ -308,12 +309,19 @@ def test_sigterm_stops_fit_like_ctrl_c_and_the_run_resumes(synthetic_monuseg, sy
     run = tmp_path / "run"
     command = [sys.executable, "-m", "nuclei_tf", "fit", "--config", str(tmp_path / "exp.yaml"), "--monuseg", str(synthetic_monuseg),
                "--tnbc", str(synthetic_tnbc), "--out", str(run)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # PYTHONFAULTHANDLER: a child that does not stop is aborted and prints every thread's stack
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     deadline = time.time() + 120
     while not (run / "checkpoints" / "last").exists() and time.time() < deadline and child.poll() is None:
         time.sleep(0.5)
     child.send_signal(signal.SIGTERM)
-    output, _ = child.communicate(timeout=60)
+    try:
+        output, _ = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)
+        output, _ = child.communicate()
+        pytest.fail(f"fit did not stop within 60 s of SIGTERM; its stacks:\n{output[-6000:]}")
     assert child.returncode == 130 and "continue with --resume" in output, output[-2000:]
     done = json.loads((run / "checkpoints" / "last" / "state.json").read_text())["epoch"]
     resumed = CliRunner().invoke(cli, ["fit", "--out", str(run), "--resume", "--epochs", str(done + 1), "--monuseg",
