@@ -199,6 +199,42 @@ def test_calibrate_writes_a_model_folder_chosen_on_validation(synthetic_monuseg,
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["splits"]["tnbc-test"]["mean"]["n_images"] == 2
 
 
+def test_calibrate_caps_macenko_gains_at_the_training_splits_largest(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    from nuclei_tf.data import split_protocol
+    from nuclei_tf.inference.calibrate import stain_gain_limit
+    from nuclei_tf.inference.predict import stain_function
+    from nuclei_tf.inference.sources import ArraySource
+    from nuclei_tf.preprocess.macenko import MacenkoNormalizer
+
+    build_model("unet_plus", base_filters=4, depth=3).save(tmp_path / "best.keras")
+    (tmp_path / "config.yaml").write_text("arch: unet_plus\npreprocess: {stain: macenko}\ndata: {tile: 32}\n")
+    common = [str(tmp_path / "best.keras"), "--protocol", "kasturi2022", "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc)]
+    result = CliRunner().invoke(cli, ["calibrate", *common, "--out", str(tmp_path / "capped")], catch_exceptions=False)
+    assert result.exit_code == 0 and "Macenko gains capped at" in result.output, result.output
+    bundle = load_bundle(tmp_path / "capped")
+    train = split_protocol("kasturi2022", monuseg=synthetic_monuseg, tnbc=synthetic_tnbc, seed=0)["train"]
+    free = MacenkoNormalizer()
+    gains = [free.gain(free.source_statistics(r.load_image())[1]) for r in train]  # small images: the sample is the image
+    expected = np.max(gains, axis=0)
+    assert bundle.stain_max_gain == stain_gain_limit(bundle, train, progress=False)
+    np.testing.assert_allclose(bundle.stain_max_gain, expected, atol=1e-4)
+    assert np.all(np.array(bundle.stain_max_gain) >= expected), "rounded up: no training image is capped"
+    assert bundle.info["calibration"]["stain_max_gain"] == {"split": "train", "images": len(train)}
+    faint = (255 - (255 - train[0].load_image()) // 2).astype(np.uint8)  # half the stain: a larger gain
+    limited = MacenkoNormalizer(max_gain=bundle.stain_max_gain)
+    np.testing.assert_array_equal(stain_function(bundle, ArraySource(faint, 32))(faint),
+                                  limited.apply(faint, limited.source_statistics(faint)))
+    assert not np.array_equal(stain_function(bundle, ArraySource(faint, 32))(faint),
+                              free.apply(faint, free.source_statistics(faint)))
+    result = CliRunner().invoke(cli, ["calibrate", *common, "--no-stain-gain-limit", "--out", str(tmp_path / "free")], catch_exceptions=False)
+    assert result.exit_code == 0 and load_bundle(tmp_path / "free").stain_max_gain is None, result.output
+    with pytest.raises(ValueError, match="none of the 1 training images has tissue"):
+        class White:
+            def load_image(self):
+                return np.full((40, 40, 3), 250, np.uint8)
+        stain_gain_limit(bundle, [White()], progress=False)
+
+
 def test_a_fresh_process_loads_a_model_folder_without_importing_the_models(tiny_bundle_dir):
     script = f"from nuclei_tf.inference import load_bundle; print(load_bundle(r'{tiny_bundle_dir}').model.count_params())"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -297,6 +333,9 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("overlap", 1.5, "[0, 1)"),
     ("blend", "gaussian", "one of mean, max, smooth"),
     ("mpp", 352.8, "0.05-20"),
+    ("stain_max_gain", [1.5], "null or two numbers > 0"),
+    ("stain_max_gain", [1.5, 0], "null or two numbers > 0"),
+    ("stain_max_gain", "2", "null or two numbers > 0"),
     ("postprocess", {"threshold": 2}, "'postprocess.threshold' = 2"),
     ("postprocess", {"split": "voronoi"}, "one of none, watershed"),
     ("postprocess", {"min_size": -1}, "an integer >= 0"),

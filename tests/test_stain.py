@@ -10,11 +10,14 @@ from PIL import Image
 from nuclei_tf.cli.normalize import normalize
 from nuclei_tf.data import MoNuSeg
 from nuclei_tf.preprocess.macenko import (
+    REFERENCE_MAX_CONCENTRATIONS,
     STAINTOOLS,
     BackgroundError,
     MacenkoNormalizer,
+    concentrations,
     macenko_stains,
     nonnegative_lasso,
+    optical_density,
 )
 from nuclei_tf.preprocess.stain import stain_normalizer
 
@@ -45,6 +48,24 @@ def source(nuclei):
     image[..., 0] = (image[..., 0] * 0.8).astype(np.uint8)  # a different stain hue
     image[0, :4] = 0  # black pixels: staintools writes 1 over them in its input
     return image
+
+
+def test_max_gain_caps_each_stains_concentration_scale(source):
+    free = MacenkoNormalizer()
+    statistics = free.source_statistics(source)
+    gain = REFERENCE_MAX_CONCENTRATIONS / statistics[1]  # target / source 99th percentile, per stain
+    np.testing.assert_allclose(free.gain(statistics[1]), gain)
+    capped = MacenkoNormalizer(max_gain=[gain[0] / 2, gain[1] * 2])
+    np.testing.assert_allclose(capped.gain(statistics[1]), [gain[0] / 2, gain[1]])
+    loose = MacenkoNormalizer(max_gain=gain * 1.01)  # above both gains: the same image, pixel for pixel
+    np.testing.assert_array_equal(loose.apply(source, statistics), free.apply(source, statistics))
+    halved_h = capped.apply(source, statistics)
+    assert optical_density(halved_h).sum() < optical_density(free.apply(source, statistics)).sum()
+    by_hand = 240.0 * np.exp(-(concentrations(source, statistics[0]) * [gain[0] / 2, gain[1]]) @ capped.stains)
+    np.testing.assert_array_equal(halved_h.reshape(-1, 3), np.clip(by_hand, 0, 255).astype(np.uint8))
+    for bad in ([1.0], [1.0, 0.0], [1.0, np.nan], [[1.0, 2.0]]):
+        with pytest.raises(ValueError, match="max_gain must be two positive numbers"):
+            MacenkoNormalizer(max_gain=bad)
 
 
 def test_nonnegative_lasso_is_spams_lasso():

@@ -208,10 +208,13 @@ def _sizes(ctx, param, value):
                    "margin is discarded (each pixel computed once, equal to the untiled model).")
 @click.option("--min-sizes", callback=_sizes, help="Also choose the smallest nucleus kept among these sizes "
               "(px at the model's resolution, comma-separated, e.g. 10,40,80,120,160); default: 10 only.")
+@click.option("--stain-gain-limit/--no-stain-gain-limit", default=True, show_default=True,
+              help="Macenko models: cap each stain's normalisation gain at the largest one on the training split, "
+                   "so that faint tissue with few nuclei is not amplified into false nuclei.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, tiling, min_sizes, out_dir, tta):
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, tiling, min_sizes, stain_gain_limit, out_dir, tta):
     """Choose threshold and watershed splitting (three-class models: threshold, marker threshold and
     whether a nucleus needs a marker) on the validation split; write a model folder."""
     import yaml
@@ -221,6 +224,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, t
     from nuclei_tf.inference import ModelBundle, save_bundle
     from nuclei_tf.inference.calibrate import calibrate as search
     from nuclei_tf.inference.calibrate import setting_key
+    from nuclei_tf.inference.calibrate import stain_gain_limit as gain_limit
     from nuclei_tf.models import load_model
     from nuclei_tf.postprocess.search import check_metric
 
@@ -235,11 +239,16 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, t
         from nuclei_tf.models.receptive_field import inference_margin
 
         bundle.margin, bundle.tile = inference_margin(bundle.model), MARGIN_TILE
-    validation = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)["val"]
+    splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
+    validation, calibration = splits["val"], {}
+    if stain_gain_limit and bundle.stain.startswith("macenko"):
+        bundle.stain_max_gain = gain_limit(bundle, splits["train"])
+        calibration["stain_max_gain"] = {"split": "train", "images": len(splits["train"])}
     bundle.postprocess, table = search(bundle, validation, metric=metric, min_sizes=min_sizes)
     best = table[setting_key(bundle.postprocess)]
+    calibration.update({"split": "val", "images": len(validation), "metric": metric, "score": best, "table": table})
     bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
-                   "calibration": {"split": "val", "images": len(validation), "metric": metric, "score": best,
-                                   "table": table}}
+                   "calibration": calibration}
     save_bundle(bundle, out_dir)
-    click.echo(f"{out_dir}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images)")
+    capped = f"; Macenko gains capped at {bundle.stain_max_gain} (H, E)" if bundle.stain_max_gain else ""
+    click.echo(f"{out_dir}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images{capped})")

@@ -32,6 +32,8 @@ class ModelBundle:
 
     model: keras.Model
     stain: str = "none"
+    #: None, or Macenko's (haematoxylin, eosin) gain caps (:class:`~nuclei_tf.preprocess.macenko.MacenkoNormalizer`)
+    stain_max_gain: list = None
     clahe_tv: bool = False
     tile: int = 256
     overlap: float = 0.5
@@ -78,7 +80,7 @@ class ModelBundle:
         return resolve_precision(self.precision)
 
     def settings(self):
-        return {"stain": self.stain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
+        return {"stain": self.stain, "stain_max_gain": self.stain_max_gain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
                 "mpp": self.mpp, "margin": self.margin, "tta": self.tta, "precision": self.precision,
                 "postprocess": self.postprocess.to_dict(), **self.info}
 
@@ -127,7 +129,7 @@ def load_bundle(path=None):
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
     post = model_postprocess(model, config.pop("postprocess", {}), config_file)
-    known = {k: config.pop(k) for k in ("stain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision") if k in config}
+    known = {k: config.pop(k) for k in ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision") if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 

@@ -3,12 +3,16 @@ every candidate setting is scored with the chosen metric (Lagree et al. 2021 cho
 threshold maximising precision at an IoU threshold; AJI is the default here). Foreground
 models try every threshold x splitting mode; three-class models (Kumar et al. 2017) the
 "markers" split on a grid of threshold x marker threshold x whether a nucleus needs a
-marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``)."""
+marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``).
+
+:func:`stain_gain_limit` takes the largest Macenko gains of the training images, the cap
+past which a faintly stained image is not amplified (:mod:`nuclei_tf.preprocess.macenko`)."""
 from dataclasses import replace
 
+import numpy as np
 from tqdm import tqdm
 
-from nuclei_tf.inference.predict import predict_probability
+from nuclei_tf.inference.predict import as_source, predict_probability, stain_normalizer
 from nuclei_tf.models.heads import model_head
 from nuclei_tf.postprocess.instances import PostProcess
 from nuclei_tf.postprocess.search import DEFAULT_THRESHOLDS, search_settings
@@ -51,3 +55,22 @@ def calibrate(bundle, records, metric="aji", thresholds=DEFAULT_THRESHOLDS, spli
     grid = candidates(bundle, thresholds, split_modes, min_sizes)
     best, scores = search_settings(probabilities, truths, grid, metric, how="mean")
     return best, {setting_key(settings): score for settings, score in scores.items()}
+
+
+def stain_gain_limit(bundle, records, progress=True):
+    """Each stain's largest Macenko gain over ``records`` (the training images), computed as
+    inference computes it, as a ``[haematoxylin, eosin]`` list for ``bundle.stain_max_gain``
+    (rounded up to 4 decimals, so that no training image is capped)."""
+    from nuclei_tf.preprocess.macenko import BackgroundError
+
+    normaliser = stain_normalizer(bundle, capped=False)
+    gains = []
+    for record in tqdm(records, desc="stain gains", disable=not progress, leave=False):
+        source = as_source(bundle, record.load_image())
+        try:
+            gains.append(normaliser.gain(normaliser.source_statistics(source.statistics_sample())[1]))
+        except BackgroundError:
+            continue  # no tissue: no gain to learn from
+    if not gains:
+        raise ValueError(f"none of the {len(records)} training images has tissue to measure stain gains on")
+    return [float(g) for g in np.ceil(np.max(gains, axis=0) * 1e4) / 1e4]

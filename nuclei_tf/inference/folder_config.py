@@ -23,6 +23,8 @@ def _number(value):
 #: key -> (test, what is allowed)
 CHECKS = {
     "stain": (lambda v: v in INFERENCE_STAINS, f"one of {', '.join(INFERENCE_STAINS)}"),
+    "stain_max_gain": (lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(_number(g) and g > 0 for g in v)),
+                       "null or two numbers > 0 (haematoxylin, eosin)"),
     "clahe_tv": (lambda v: isinstance(v, bool), "true or false"),
     "tta": (lambda v: isinstance(v, bool), "true or false"),
     "precision": (lambda v: v in INFERENCE_PRECISIONS, f"one of {', '.join(INFERENCE_PRECISIONS)}"),

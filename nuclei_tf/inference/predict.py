@@ -25,13 +25,22 @@ from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
 from nuclei_tf.preprocess.tiling import blend_window, tile_starts
 
 
+def stain_normalizer(bundle, capped=True):
+    """The Macenko normaliser of a ``bundle`` whose stain is ``macenko[:convention]``, its gains
+    capped at ``bundle.stain_max_gain`` unless ``capped`` is False."""
+    from nuclei_tf.preprocess.macenko import MacenkoNormalizer
+
+    convention = bundle.stain.split(":", 1)[1] if ":" in bundle.stain else "classic"
+    return MacenkoNormalizer(convention=convention, max_gain=bundle.stain_max_gain if capped else None)
+
+
 def stain_function(bundle, source):
     """Per-tile stain normalisation for ``source`` (identity when the model uses none)."""
     if bundle.stain == "none":
         return lambda tile: tile
-    from nuclei_tf.preprocess.macenko import BackgroundError, MacenkoNormalizer
+    from nuclei_tf.preprocess.macenko import BackgroundError
 
-    normaliser = MacenkoNormalizer(convention=bundle.stain.split(":", 1)[1] if ":" in bundle.stain else "classic")
+    normaliser = stain_normalizer(bundle)
     try:
         statistics = normaliser.source_statistics(source.statistics_sample())
     except BackgroundError:
