@@ -9,8 +9,8 @@ and rebuilds I = Io * exp(-C @ stains_target).
 
 That scaling (the *gain*, target / source 99th percentile, one per stain) assumes the image
 holds nuclei at full strength. On faint tissue with few nuclei (fat, stroma) it amplifies
-cytoplasm and background up to 5x into nucleus-like blobs (TNBC: H gains 1.6-5.6 against
-0.55-1.9 on MoNuSeg's training images). ``max_gain`` caps each stain's gain, e.g. at the
+cytoplasm and background up to 5x into nucleus-like blobs (haematoxylin gains 1.6-5.6 on
+TNBC against 0.55-1.94 on the lagree2021 training split). ``max_gain`` caps each stain's gain, e.g. at the
 largest one seen on the training images (``calibrate`` records it in the model folder).
 
 The paper leaves the details open; a :class:`Convention` fixes them:
