@@ -228,10 +228,11 @@ def test_calibrate_caps_macenko_gains_at_the_training_splits_largest(synthetic_m
                               free.apply(faint, free.source_statistics(faint)))
     result = CliRunner().invoke(cli, ["calibrate", *common, "--no-stain-gain-limit", "--out", str(tmp_path / "free")], catch_exceptions=False)
     assert result.exit_code == 0 and load_bundle(tmp_path / "free").stain_max_gain is None, result.output
+    class White:
+        def load_image(self):
+            return np.full((40, 40, 3), 250, np.uint8)
+
     with pytest.raises(ValueError, match="none of the 1 training images has tissue"):
-        class White:
-            def load_image(self):
-                return np.full((40, 40, 3), 250, np.uint8)
         stain_gain_limit(bundle, [White()], progress=False)
 
 
