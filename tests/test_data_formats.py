@@ -109,6 +109,23 @@ def test_16bit_image_is_rescaled(tmp_path):
     assert read_image(tmp_path / "a.tif")[0, :, 0].tolist() == [0, 1, 255]
 
 
+def test_transparency_is_composited_on_white_and_opaque_pixels_keep_their_values(tmp_path):
+    """A transparent pixel is slide background (white), whatever RGB it stores; as OpenSlide's reads."""
+    rgba = np.array([[[200, 100, 0, 255], [0, 0, 0, 0], [200, 100, 0, 128]]], np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png")[0], [[200, 100, 0], [255, 255, 255], [227, 177, 127]])
+    grey_alpha = np.array([[[40, 255], [40, 0], [40, 128]]], np.uint8)
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png")[0], [[40] * 3, [255] * 3, [147] * 3])
+    tifffile.imwrite(tmp_path / "rgba16.tif", rgba.astype(np.uint16) * 257, photometric="rgb", extrasamples=["unassalpha"])
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba16.tif"), read_image(tmp_path / "rgba.png"))
+    palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
+    palette.putpalette([10, 20, 30, 90, 80, 70])
+    palette.info["transparency"] = 1
+    palette.save(tmp_path / "indexed.png", transparency=1)
+    np.testing.assert_array_equal(read_image(tmp_path / "indexed.png")[0], [[10, 20, 30], [255, 255, 255]])
+
+
 def test_images_above_pillows_decompression_bomb_limit_are_read(tmp_path, monkeypatch):
     """Whole slides exceed Pillow's 178-megapixel refusal; the limit is lifted for our reads only."""
     Image.fromarray(np.full((40, 40, 3), 7, np.uint8)).save(tmp_path / "slide.png")

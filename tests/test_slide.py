@@ -11,7 +11,8 @@ from PIL import Image
 from conftest import SHARED_DATA, random_rgb
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.data import slide as slide_module
-from nuclei_tf.data.slide import ImageSlide, OpenSlideSlide, ResampledView, check_mpp, on_white, open_slide
+from nuclei_tf.data.io import on_white
+from nuclei_tf.data.slide import ImageSlide, OpenSlideSlide, ResampledView, check_mpp, open_slide
 
 CMU, TCGA, BOXES = "cmu-1-small-region.svs", "tcga-cr-7395-01a-01-ts1.svs", "boxes.tiff"
 

@@ -2,7 +2,8 @@
 
 Conversions (documented, never silent corruption):
 
-* RGBA -> RGB by dropping alpha (TNBC ships RGBA PNGs); grey+alpha -> grey.
+* RGBA -> RGB and grey+alpha -> grey by compositing on white (:func:`on_white`), the
+  background of a bright-field slide; opaque pixels (TNBC's RGBA PNGs) keep their values.
 * grey-scale (H x W or H x W x 1) -> RGB by repeating the channel.
 * 16-bit -> 8-bit by the linear map ``round(x / 257)`` (0..65535 onto 0..255).
 * palette (indexed) PNG/TIFF -> the palette's colours; CMYK JPEG/TIFF -> RGB (Pillow's
@@ -106,17 +107,35 @@ def to_uint8(array, path):
     raise DataError(path, f"unsupported pixel type {array.dtype}; expected 8- or 16-bit unsigned integers")
 
 
+def on_white(colour_alpha, out):
+    """Composite straight (un-premultiplied) colour + alpha (the last channel; RGBA as Pillow and
+    openslide-python hand it back, or grey + alpha) on white into the uint8 ``out``:
+    round((c a + 255 (255 - a)) / 255), exact in uint16 (<= 65152)."""
+    alpha = colour_alpha[..., -1:]
+    if alpha.min(initial=255) == 255:  # opaque (nearly always): the colour as it is
+        out[...] = colour_alpha[..., :-1]
+        return out
+    mixed = colour_alpha[..., :-1].astype(np.uint16)
+    mixed *= alpha
+    mixed += 255 * (255 - alpha.astype(np.uint16)) + 127
+    mixed //= 255
+    out[...] = mixed
+    return out
+
+
 def to_rgb(array, path):
-    """Return an H x W x 3 array from grey, grey+alpha, RGB or RGBA data."""
+    """Return an H x W x 3 uint8 array from grey, grey+alpha, RGB or RGBA uint8 data."""
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:
         raise DataError(path, f"expected a 2-D image, got an array of shape {array.shape}")
     channels = array.shape[-1]
-    if channels in (1, 2):
-        return np.repeat(array[..., :1], 3, axis=-1)
-    if channels in (3, 4):
-        return np.ascontiguousarray(array[..., :3])
+    if channels in (2, 4):
+        array = on_white(array, np.empty(array.shape[:2] + (channels - 1,), np.uint8))
+    if array.shape[-1] == 1:
+        return np.repeat(array, 3, axis=-1)
+    if array.shape[-1] == 3:
+        return np.ascontiguousarray(array)
     raise DataError(path, f"expected 1, 3 or 4 channels, got {channels} (shape {array.shape})")
 
 

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, decoding, image_shape, read_image
+from nuclei_tf.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, decoding, image_shape, on_white, read_image
 
 MIN_MPP, MAX_MPP = 0.05, 20.0
 LEVEL_TOLERANCE = 1e-3  # relative slack when matching a level's downsample to the wanted one
@@ -119,21 +119,6 @@ class Slide:
 
 #: pixels per OpenSlide call when reading a large region
 READ_PIXELS = 1 << 22
-
-
-def on_white(rgba, out):
-    """Composite straight (un-premultiplied) RGBA, as openslide-python hands it back, on white
-    into the RGB uint8 ``out``: round((c a + 255 (255 - a)) / 255), exact in uint16 (<= 65152)."""
-    alpha = rgba[..., 3:]
-    if alpha.min(initial=255) == 255:  # opaque (nearly always): the RGB as it is
-        out[...] = rgba[..., :3]
-        return out
-    mixed = rgba[..., :3].astype(np.uint16)
-    mixed *= alpha
-    mixed += 255 * (255 - alpha.astype(np.uint16)) + 127
-    mixed //= 255
-    out[...] = mixed
-    return out
 
 
 class OpenSlideSlide(Slide):
