@@ -5,10 +5,11 @@ import tifffile
 from PIL import Image
 
 from nuclei_tf.data import DSB2018, DataError, InstanceFolder, MoNuSeg, TNBC
-from nuclei_tf.data.io import read_image, read_label
+from nuclei_tf.data.io import image_shape, read_image, read_label
 from nuclei_tf.data import labels as label_utils
 from nuclei_tf.data.labels import id_counts, map_ids, relabel_contiguous
 from nuclei_tf.data.monuseg_xml import rasterise_xml
+from nuclei_tf.data.slide import open_slide
 
 from conftest import region_xml, square
 
@@ -124,6 +125,24 @@ def test_transparency_is_composited_on_white_and_opaque_pixels_keep_their_values
     palette.info["transparency"] = 1
     palette.save(tmp_path / "indexed.png", transparency=1)
     np.testing.assert_array_equal(read_image(tmp_path / "indexed.png")[0], [[10, 20, 30], [255, 255, 255]])
+
+
+def test_planar_rgb_tiff_is_read_interleaved(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 255, (3, 20, 30), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", rgb, photometric="rgb", planarconfig="separate")
+    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), rgb.transpose(1, 2, 0))
+    assert image_shape(tmp_path / "planar.tif") == (20, 30)
+    with open_slide(tmp_path / "planar.tif") as slide:
+        assert slide.dimensions == (30, 20)
+        np.testing.assert_array_equal(slide.read_region(0, 0, 0, 30, 20), rgb.transpose(1, 2, 0))
+
+
+def test_tiff_stacks_are_refused_not_read_as_their_first_plane(tmp_path):
+    path = tmp_path / "z.tif"
+    tifffile.imwrite(path, np.zeros((5, 20, 30), np.uint8))
+    _raises_naming(path, "stack of 5 images", read_image, path)
+    tifffile.imwrite(tmp_path / "one.tif", np.zeros((1, 20, 30), np.uint8))  # a single plane is no stack
+    assert read_image(tmp_path / "one.tif").shape == (20, 30, 3)
 
 
 def test_images_above_pillows_decompression_bomb_limit_are_read(tmp_path, monkeypatch):

@@ -8,8 +8,9 @@ Conversions (documented, never silent corruption):
 * 16-bit -> 8-bit by the linear map ``round(x / 257)`` (0..65535 onto 0..255).
 * palette (indexed) PNG/TIFF -> the palette's colours; CMYK JPEG/TIFF -> RGB (Pillow's
   conversion; TIFF: 255 (1 - C)(1 - K) ...); min-is-white grey TIFF -> inverted; bilevel -> grey.
+* planar (separate-plane) RGB TIFF -> interleaved RGB.
 
-Anything else (floats, 2 or >4 channels, 1-D data, unreadable bytes) raises
+Anything else (floats, 2 or >4 channels, 1-D data, multi-plane TIFF stacks, unreadable bytes) raises
 :class:`~nuclei_tf.data.errors.DataError` naming the file.
 """
 from contextlib import contextmanager
@@ -46,6 +47,17 @@ def _tiff_first_page(tif, path):
     return tif.pages[0]
 
 
+def _refuse_stacks(tif, page, path):
+    """A TIFF whose first series stacks several planes of the first page's size (z, time,
+    channels: an ImageJ or OME stack) is refused: which plane is the image would be a guess."""
+    series = tif.series[0] if tif.series else None
+    if series is not None and len(series.shape) > len(page.shape):
+        planes = int(np.prod(series.shape[: len(series.shape) - len(page.shape)]))
+        if planes > 1:
+            raise DataError(path, f"holds a stack of {planes} images (axes {series.axes}, shape {series.shape}); "
+                                  "one 2-D image per file is read: save the plane to segment as its own file")
+
+
 def _read_array(path, colour=False):
     """Decode a TIFF (tifffile, LZW via imagecodecs) or any Pillow format to an array.
 
@@ -58,7 +70,10 @@ def _read_array(path, colour=False):
 
             with tifffile.TiffFile(path) as tif:
                 page = _tiff_first_page(tif, path)
+                _refuse_stacks(tif, page, path)
                 array = page.asarray()
+                if page.axes.startswith("S") and array.ndim == 3:  # planar (separate) samples -> interleaved
+                    array = np.moveaxis(array, 0, -1)
                 return _tiff_colour(page, array, path) if colour else array
         from PIL import Image
 
@@ -205,7 +220,8 @@ def image_shape(path):
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                return tuple(_tiff_first_page(tif, path).shape[:2])
+                page = _tiff_first_page(tif, path)
+                return page.imagelength, page.imagewidth
         from PIL import Image
 
         with Image.open(path) as im:

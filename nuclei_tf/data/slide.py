@@ -192,7 +192,7 @@ class ImageSlide(Slide):
                 raise DataError(self.path, f"TIFF holds {len(tif.pages)} pages and OpenSlide does not open it; "
                                 "expected one image or a tiled pyramidal TIFF")
             page = tif.pages[0]
-            self.dimensions = (page.shape[1], page.shape[0]) if page.ndim >= 2 else tuple(page.shape)
+            self.dimensions = (page.imagewidth, page.imagelength)  # also for planar (samples-first) pages
             tags = page.tags
             unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else None
             if unit in _MICRONS_PER_UNIT and "XResolution" in tags and "YResolution" in tags:
