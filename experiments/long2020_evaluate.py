@@ -11,7 +11,8 @@ split** (446:111 of stage1_train) by the paper's average IOU, among ``MIN_SIZES`
     python experiments/long2020_evaluate.py --runs runs/long2020 --dsb ../shared/data/DSB2018 --out results/long2020
 
 Writes ``RUNS/<name>/bundle/`` (the model folder, for ``nuclei-tf evaluate --model``) and
-``OUT/<name>/`` (per_image.csv, summary.md/.json, the training history) and ``OUT/tables.json``
+``OUT/<name>/`` (per_image.csv, summary.md/.json: the test set, and the validation split at the
+chosen size; the training history) and ``OUT/tables.json``
 (updated model by model; ``--only`` evaluates some runs).
 """
 import argparse
@@ -48,7 +49,8 @@ def long2020_bundle(summary, weights):
 
 
 def choose_min_size(bundle, records):
-    """The ``MIN_SIZES`` entry with the best mean average IOU (Long's reading) on ``records``."""
+    """The ``MIN_SIZES`` entry with the best mean average IOU (Long's reading) on ``records``,
+    the table of every entry's score, and the probability maps by record id (for the report)."""
     samples = [r.load() for r in records]
     probabilities = [predict_probability(bundle, s.image) for s in tqdm(samples, desc="validation", leave=False)]
     scores = {}
@@ -58,7 +60,21 @@ def choose_min_size(bundle, records):
             long2020_scores(s.instances, probability_to_instances(p, post))["long_avg_iou"]
             for s, p in zip(samples, probabilities)
         ]))
-    return max(scores, key=lambda size: (scores[size], -size)), scores
+    best = max(scores, key=lambda size: (scores[size], -size))
+    return best, scores, {r.id: p for r, p in zip(records, probabilities)}
+
+
+def reusing_validation(bundle, probabilities):
+    """A predictor for ``evaluate_splits``: validation images from their maps already computed,
+    the others segmented by the bundle."""
+    segment_image = model_predictor(bundle)
+
+    def predict(split, record, sample):
+        if split == "val":
+            return probability_to_instances(probabilities[record.id], bundle.postprocess)
+        return segment_image(split, record, sample)
+
+    return predict
 
 
 def main():
@@ -76,19 +92,22 @@ def main():
             continue
         summary = json.loads((run / "summary.json").read_text())
         bundle = long2020_bundle(summary, run / "best.weights.h5")
-        size, scores = choose_min_size(bundle, splits["val"])
+        size, scores, probabilities = choose_min_size(bundle, splits["val"])
         bundle.postprocess = replace(bundle.postprocess, min_size=size)
         bundle.info = {"arch": summary["arch"], "protocol": "long2020", "trained_with": summary,
                        "calibration": {"split": "val", "images": len(splits["val"]), "metric": "long_avg_iou",
                                        "min_size": size, "table": scores}}
         save_bundle(bundle, run / "bundle")
-        rows, summaries = evaluate_splits({"test": splits["test"]}, model_predictor(bundle), extra_scores=long2020_extra)
+        rows, summaries = evaluate_splits({"val": splits["val"], "test": splits["test"]},
+                                          reusing_validation(bundle, probabilities), extra_scores=long2020_extra)
         out = args.out / run.name
         write_reports(rows, summaries, out, f"{run.name} on long2020", {"method": run.name, "protocol": "long2020", "seed": 0})
         for name in ("history.csv", "summary.json"):
             shutil.copy(run / name, out / f"training_{name}")
-        tables[run.name] = {**json.loads((out / "summary.json").read_text())["long2020"]["test"],
-                            "min_size": size, "parameters": summary["parameters"], "epochs_run": summary["epochs_run"],
+        long_scores = json.loads((out / "summary.json").read_text())["long2020"]
+        tables[run.name] = {**long_scores["test"], "min_size": size,
+                            "validation": {**long_scores["val"], **{f"pixel_{k}": summaries["val"]["mean"][f"pixel_{k}"]
+                                                                    for k in ("precision", "recall", "dice")}}, "parameters": summary["parameters"], "epochs_run": summary["epochs_run"],
                             "stopped": summary["stopped"]}
         print(f"{run.name}: min_size {size}, average IOU {tables[run.name]['long_avg_iou_mean']:.4f} "
               f"+- {tables[run.name]['long_avg_iou_std']:.4f}, precision {tables[run.name]['long_precision_mean']:.4f}", flush=True)
