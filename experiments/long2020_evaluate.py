@@ -40,12 +40,13 @@ from nuclei_tf.postprocess import PostProcess, probability_to_instances  # noqa:
 MIN_SIZES = (0, 16, 32, 64, 128, 256)
 
 
-def long2020_bundle(summary, weights):
-    """The trained model with Long's inference settings (min_size chosen later)."""
+def long2020_bundle(summary, weights, precision="auto"):
+    """The trained model with Long's inference settings (min_size chosen later); ``precision``:
+    the model's arithmetic (auto: bfloat16 on CPUs with AVX512-BF16/AMX, else float32)."""
     model = build_model(summary["arch"], **summary["model"])
     model.load_weights(weights)
     post = PostProcess(threshold=0.5, fill=True, min_size=0, split="none")
-    return ModelBundle(model, clahe_tv=True, tile=256, overlap=0.0, blend="max", postprocess=post)
+    return ModelBundle(model, clahe_tv=True, tile=256, overlap=0.0, blend="max", postprocess=post, precision=precision)
 
 
 def choose_min_size(bundle, records):
@@ -83,6 +84,8 @@ def main():
     parser.add_argument("--dsb", required=True, help="DSB-2018 root (stage1_train/, stage1_test/, the CSVs)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", nargs="+", help="evaluate only these runs (folder names)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"), default="auto",
+                        help="inference arithmetic (auto: bfloat16 on CPUs with AVX512-BF16/AMX, else float32)")
     args = parser.parse_args()
     splits = split_protocol("long2020", dsb=args.dsb, seed=0)
     tables_path = args.out / "tables.json"
@@ -91,7 +94,7 @@ def main():
         if args.only and run.name not in args.only:
             continue
         summary = json.loads((run / "summary.json").read_text())
-        bundle = long2020_bundle(summary, run / "best.weights.h5")
+        bundle = long2020_bundle(summary, run / "best.weights.h5", args.precision)
         size, scores, probabilities = choose_min_size(bundle, splits["val"])
         bundle.postprocess = replace(bundle.postprocess, min_size=size)
         bundle.info = {"arch": summary["arch"], "protocol": "long2020", "trained_with": summary,
@@ -105,7 +108,7 @@ def main():
         for name in ("history.csv", "summary.json"):
             shutil.copy(run / name, out / f"training_{name}")
         long_scores = json.loads((out / "summary.json").read_text())["long2020"]
-        tables[run.name] = {**long_scores["test"], "min_size": size,
+        tables[run.name] = {**long_scores["test"], "min_size": size, "precision": bundle.runs_at,
                             "validation": {**long_scores["val"], **{f"pixel_{k}": summaries["val"]["mean"][f"pixel_{k}"]
                                                                     for k in ("precision", "recall", "dice")}}, "parameters": summary["parameters"], "epochs_run": summary["epochs_run"],
                             "stopped": summary["stopped"]}

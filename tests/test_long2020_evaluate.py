@@ -28,6 +28,7 @@ def test_evaluation_reports_the_test_set_and_the_validation_split_it_calibrated_
     # the validation report reuses the calibration's maps: the same score at the chosen size
     assert abs(table["validation"]["long_avg_iou_mean"] - calibration["table"][str(table["min_size"])]) < 1e-9
     assert {"pixel_precision", "pixel_recall", "pixel_dice", "long_avg_iou_all_t_mean"} <= set(table["validation"])
+    assert table["precision"] == "float32"  # the tests resolve auto to float32
     with open(out / "tiny-unet" / "per_image.csv") as handle:
         splits = [row["split"] for row in csv.DictReader(handle)]
     assert splits.count("test") == 3 and splits.count("val") == calibration["images"] == 1
