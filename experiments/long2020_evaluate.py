@@ -108,10 +108,10 @@ def main():
         for name in ("history.csv", "summary.json"):
             shutil.copy(run / name, out / f"training_{name}")
         long_scores = json.loads((out / "summary.json").read_text())["long2020"]
+        pixel = {key: summaries["val"]["mean"][key] for key in ("pixel_precision", "pixel_recall", "pixel_dice")}
         tables[run.name] = {**long_scores["test"], "min_size": size, "precision": bundle.runs_at,
-                            "validation": {**long_scores["val"], **{f"pixel_{k}": summaries["val"]["mean"][f"pixel_{k}"]
-                                                                    for k in ("precision", "recall", "dice")}}, "parameters": summary["parameters"], "epochs_run": summary["epochs_run"],
-                            "stopped": summary["stopped"]}
+                            "validation": {**long_scores["val"], **pixel}, "parameters": summary["parameters"],
+                            "epochs_run": summary["epochs_run"], "stopped": summary["stopped"]}
         print(f"{run.name}: min_size {size}, average IOU {tables[run.name]['long_avg_iou_mean']:.4f} "
               f"+- {tables[run.name]['long_avg_iou_std']:.4f}, precision {tables[run.name]['long_precision_mean']:.4f}", flush=True)
         tables_path.write_text(json.dumps(dict(sorted(tables.items())), indent=2))

@@ -122,7 +122,6 @@ def test_transparency_is_composited_on_white_and_opaque_pixels_keep_their_values
     np.testing.assert_array_equal(read_image(tmp_path / "rgba16.tif"), read_image(tmp_path / "rgba.png"))
     palette = Image.fromarray(np.array([[0, 1]], np.uint8), "P")
     palette.putpalette([10, 20, 30, 90, 80, 70])
-    palette.info["transparency"] = 1
     palette.save(tmp_path / "indexed.png", transparency=1)
     np.testing.assert_array_equal(read_image(tmp_path / "indexed.png")[0], [[10, 20, 30], [255, 255, 255]])
 
