@@ -26,6 +26,10 @@ from nuclei_tf.postprocess.markers import nucleus_outputs
 DEFAULT_MODEL_NAME = "unet_plus_b16"
 
 
+#: the settings a model folder's config.json carries beside ``postprocess`` (the fields below, in this order)
+SETTINGS = ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision")
+
+
 @dataclass
 class ModelBundle:
     """A loaded model with the settings it is meant to be used with."""
@@ -80,9 +84,7 @@ class ModelBundle:
         return resolve_precision(self.precision)
 
     def settings(self):
-        return {"stain": self.stain, "stain_max_gain": self.stain_max_gain, "clahe_tv": self.clahe_tv, "tile": self.tile, "overlap": self.overlap, "blend": self.blend,
-                "mpp": self.mpp, "margin": self.margin, "tta": self.tta, "precision": self.precision,
-                "postprocess": self.postprocess.to_dict(), **self.info}
+        return {**{key: getattr(self, key) for key in SETTINGS}, "postprocess": self.postprocess.to_dict(), **self.info}
 
 
 def default_model_path():
@@ -129,7 +131,7 @@ def load_bundle(path=None):
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
     post = model_postprocess(model, config.pop("postprocess", {}), config_file)
-    known = {k: config.pop(k) for k in ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision") if k in config}
+    known = {k: config.pop(k) for k in SETTINGS if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 
 
