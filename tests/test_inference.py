@@ -192,6 +192,12 @@ def test_calibrate_writes_a_model_folder_chosen_on_validation(synthetic_monuseg,
         refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--min-sizes", bad, "--protocol", "kasturi2022",
                                            "--monuseg", str(synthetic_monuseg), "--out", str(tmp_path / "other")])
         assert refused.exit_code == 2 and "whole pixel counts" in refused.output and not (tmp_path / "other").exists()
+    refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--min-marker-sizes", "10", "--protocol",
+                                       "kasturi2022", "--monuseg", str(synthetic_monuseg), "--out", str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "no three-class head" in refused.output and not (tmp_path / "other").exists()
+    refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--metric", "aji,accuracy", "--protocol",
+                                       "kasturi2022", "--monuseg", str(synthetic_monuseg), "--out", str(tmp_path / "other")])
+    assert refused.exit_code == 2 and "unknown metric 'accuracy'" in refused.output and not (tmp_path / "other").exists()
     evaluated = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path / "folder"), "--protocol", "kasturi2022",
                                          "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc),
                                          "--out", str(tmp_path / "report")])
@@ -343,6 +349,7 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"thresold": 0.5}, "unknown postprocess key(s) thresold"),
     ("postprocess", {"marker_threshold": 1.5}, "'postprocess.marker_threshold' = 1.5"),
     ("postprocess", {"require_marker": "yes"}, "'postprocess.require_marker' = \"yes\" is not valid; expected true or false"),
+    ("postprocess", {"min_marker_size": 2.5}, "'postprocess.min_marker_size' = 2.5 is not valid; expected an integer >= 0"),
     ("postprocess", {"split": "markers"}, "needs a three-class model"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):

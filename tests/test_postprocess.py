@@ -13,6 +13,7 @@ from nuclei_tf.postprocess import (
     watershed_split,
 )
 from nuclei_tf.postprocess.markers import reduce_three_class
+from nuclei_tf.postprocess.search import search_settings, search_settings_for
 
 from conftest import disk_instances
 
@@ -103,6 +104,21 @@ def test_search_threshold_finds_the_separating_threshold():
         search_threshold([probability], [gt], metric="accuracy", thresholds=(0.5,))
 
 
+def test_one_search_chooses_for_several_metrics_as_separate_searches_would():
+    gt = disk_instances((64, 64), [(16, 16), (44, 44)], 8)
+    probability = np.where(gt > 0, 0.62, 0.1)
+    probability[2:10, 40:60] = 0.4
+    probability[30:33, 5:8] = 0.8  # a 9 px false speck: only a size filter drops it
+    grid = [PostProcess(threshold=t, min_size=m) for t in (0.3, 0.5, 0.7) for m in (1, 20)]
+    chosen = search_settings_for([probability], [gt], grid, ("aji", "recall@0.5", "pq"))
+    for metric, (best, scores) in chosen.items():
+        assert (best, scores) == search_settings([probability], [gt], grid, metric)
+    assert chosen["aji"][0] == PostProcess(threshold=0.5, min_size=20)
+    assert chosen["recall@0.5"][0] == PostProcess(threshold=0.3, min_size=1)  # ties go to the earlier candidate
+    with pytest.raises(ValueError, match="unknown metric 'accuracy'"):
+        search_settings_for([probability], [gt], grid, ("aji", "accuracy"))
+
+
 def three_class_probabilities():
     """(interior, nucleus) maps: two overlapping disks of radius 10 (one blob) with an interior
     disk of radius 4 at each centre, and a lone disk without interior (no marker)."""
@@ -129,6 +145,21 @@ def test_markers_split_touching_nuclei_and_keep_a_nucleus_without_marker_whole()
     assert not probability_to_instances(probabilities, replace(settings, marker_threshold=0.85, require_marker=True)).any()
     with pytest.raises(ValueError, match="require_marker needs split 'markers'"):
         PostProcess(split="watershed", require_marker=True)
+
+
+def test_markers_smaller_than_min_marker_size_neither_split_nor_vouch():
+    probabilities = three_class_probabilities()
+    probabilities[9:12, 53:56, 0] = 0.8  # a 9 px interior speck in the lone disk
+    settings = PostProcess(split="markers", threshold=0.5, marker_threshold=0.5, require_marker=True)
+    assert probability_to_instances(probabilities, settings).max() == 3  # the speck is a marker
+    kept = probability_to_instances(probabilities, replace(settings, min_marker_size=10))
+    assert kept.max() == 2 and kept[10, 54] == 0 and kept[32, 15] != kept[32, 47]  # 49 px markers still split
+    assert probability_to_instances(probabilities, replace(settings, min_marker_size=9)).max() == 3
+    whole = probability_to_instances(probabilities, replace(settings, min_marker_size=50, require_marker=False))
+    assert whole.max() == 2 and whole[32, 15] == whole[32, 47]  # no marker left: the pair stays one blob
+    assert not probability_to_instances(probabilities, replace(settings, min_marker_size=50)).any()
+    with pytest.raises(ValueError, match="min_marker_size needs split 'markers'"):
+        PostProcess(split="watershed", min_marker_size=5)
 
 
 def test_a_three_class_softmax_is_reduced_to_interior_and_nucleus():

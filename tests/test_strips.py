@@ -87,16 +87,20 @@ def three_class_field(shape, seed):
     PostProcess(threshold=0.5, split="markers", marker_threshold=0.35),
     PostProcess(threshold=0.45, split="markers", marker_threshold=0.3, fill=False, min_size=1),
     PostProcess(threshold=0.5, split="markers", marker_threshold=0.35, require_marker=True),
+    PostProcess(threshold=0.5, split="markers", marker_threshold=0.35, require_marker=True, min_marker_size=6),
 ])
 @pytest.mark.parametrize("strip_rows", [HALO + 1, 16, 61, 1000])
 def test_marker_strips_equal_the_whole_image(settings, strip_rows):
     probabilities = three_class_field((230, 170), seed=strip_rows)
     whole = probability_to_instances(probabilities, settings)
     clusters = ndimage.label(probabilities[..., 1] > settings.threshold)[1]
-    kept = probability_to_instances(probabilities, replace(settings, require_marker=False))
+    kept = probability_to_instances(probabilities, replace(settings, require_marker=False, min_marker_size=1))
     assert kept.max() > clusters + 10, "markers split many clusters"
     if settings.require_marker:
         assert 0 < whole.max() < kept.max(), "some clusters hold no marker"
+    if settings.min_marker_size > 1:
+        assert whole.max() < probability_to_instances(probabilities, replace(settings, min_marker_size=1)).max(), \
+            "some markers are too small"
     assert_same_nuclei(by_strips(probabilities, settings, strip_rows), whole)
 
 

@@ -197,26 +197,43 @@ def _sizes(ctx, param, value):
     return sizes
 
 
+def _metrics(ctx, param, value):
+    """``--metric`` "aji,pq" -> ("aji", "pq"), each a validation metric name."""
+    from nuclei_tf.postprocess.search import check_metric
+
+    metrics = tuple(dict.fromkeys(v.strip() for v in value.split(",")))
+    try:
+        return tuple(check_metric(m) for m in metrics)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @dataset_options
 @protocol_option()
-@click.option("--metric", default="aji", show_default=True, help="Validation metric to maximise (e.g. aji, precision@0.5, f1@0.5).")
+@click.option("--metric", "metrics", default="aji", show_default=True, callback=_metrics,
+              help="Validation metric to maximise (e.g. aji, pq, f1@0.5); several, comma-separated, are chosen in one "
+                   "search and each written to OUT/<metric>/.")
 @click.option("--overlap", type=float, default=0.5, show_default=True, help="Tile overlap at inference (Lagree: 50%).")
 @click.option("--tiling", type=click.Choice(["blend", "margin"]), default="blend", show_default=True,
               help="blend: training-size tiles, --overlap, blended; margin: 512 px tiles whose measured receptive-field "
                    "margin is discarded (each pixel computed once, equal to the untiled model).")
 @click.option("--min-sizes", callback=_sizes, help="Also choose the smallest nucleus kept among these sizes "
               "(px at the model's resolution, comma-separated, e.g. 10,40,80,120,160); default: 10 only.")
+@click.option("--min-marker-sizes", callback=_sizes, help="Three-class models: also choose the smallest marker "
+              "(px, comma-separated, e.g. 1,10,20,40); a smaller interior speck seeds no split and vouches for no "
+              "nucleus. Default: 1 only.")
 @click.option("--stain-gain-limit/--no-stain-gain-limit", default=True, show_default=True,
               help="Macenko models: cap each stain's normalisation gain at the largest one on the training split, "
                    "so that faint tissue with few nuclei is not amplified into false nuclei.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, tiling, min_sizes, stain_gain_limit, out_dir, tta):
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, tiling, min_sizes, min_marker_sizes,
+              stain_gain_limit, out_dir, tta):
     """Choose threshold and watershed splitting (three-class models: threshold, marker threshold and
-    whether a nucleus needs a marker) on the validation split; write a model folder."""
+    whether a nucleus needs a marker) on the validation split; write a model folder (one per metric)."""
     import yaml
 
     from nuclei_tf.data import split_protocol
@@ -226,15 +243,17 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, t
     from nuclei_tf.inference.calibrate import setting_key
     from nuclei_tf.inference.calibrate import stain_gain_limit as gain_limit
     from nuclei_tf.models import load_model
-    from nuclei_tf.postprocess.search import check_metric
+    from nuclei_tf.models.heads import model_head
 
-    check_metric(metric)
+    model = load_model(model_path)
+    if min_marker_sizes and model_head(model) != "three_class":
+        raise click.BadParameter(f"{model_path} has no three-class head, so it has no markers", param_hint="--min-marker-sizes")
     writable_folder(out_dir)
     run_config = model_path.with_name("config.yaml")
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
-    bundle = ModelBundle(load_model(model_path), stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol), tta=tta)
+    bundle = ModelBundle(model, stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol), tta=tta)
     if tiling == "margin":
         from nuclei_tf.models.receptive_field import inference_margin
 
@@ -244,11 +263,13 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metric, overlap, t
     if stain_gain_limit and bundle.stain.startswith("macenko"):
         bundle.stain_max_gain = gain_limit(bundle, splits["train"])
         calibration["stain_max_gain"] = {"split": "train", "images": len(splits["train"])}
-    bundle.postprocess, table = search(bundle, validation, metric=metric, min_sizes=min_sizes)
-    best = table[setting_key(bundle.postprocess)]
-    calibration.update({"split": "val", "images": len(validation), "metric": metric, "score": best, "table": table})
-    bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
-                   "calibration": calibration}
-    save_bundle(bundle, out_dir)
+    chosen = search(bundle, validation, metrics=metrics, min_sizes=min_sizes, min_marker_sizes=min_marker_sizes)
     capped = f"; Macenko gains capped at {bundle.stain_max_gain} (H, E)" if bundle.stain_max_gain else ""
-    click.echo(f"{out_dir}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images{capped})")
+    for metric, (settings, table) in chosen.items():
+        bundle.postprocess, best = settings, table[setting_key(settings)]
+        bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
+                       "calibration": {**calibration, "split": "val", "images": len(validation), "metric": metric,
+                                       "score": best, "table": table}}
+        folder = out_dir if len(metrics) == 1 else out_dir / metric
+        save_bundle(bundle, folder)
+        click.echo(f"{folder}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images{capped})")

@@ -3,7 +3,8 @@ every candidate setting is scored with the chosen metric (Lagree et al. 2021 cho
 threshold maximising precision at an IoU threshold; AJI is the default here). Foreground
 models try every threshold x splitting mode; three-class models (Kumar et al. 2017) the
 "markers" split on a grid of threshold x marker threshold x whether a nucleus needs a
-marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``).
+marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``) and,
+for three-class models, several smallest marker sizes (``min_marker_sizes``).
 
 :func:`stain_gain_limit` takes the largest Macenko gains of the training images, the cap
 past which a faintly stained image is not amplified (:mod:`nuclei_tf.preprocess.macenko`)."""
@@ -15,7 +16,7 @@ from tqdm import tqdm
 from nuclei_tf.inference.predict import as_source, predict_probability, stain_normalizer
 from nuclei_tf.models.heads import model_head
 from nuclei_tf.postprocess.instances import PostProcess
-from nuclei_tf.postprocess.search import DEFAULT_THRESHOLDS, search_settings
+from nuclei_tf.postprocess.search import DEFAULT_THRESHOLDS, search_settings_for
 
 SPLIT_MODES = ("none", "watershed")
 #: the three-class grid: 5 x 5 x 2 = 50 settings (the best of the 30 first tried, 0.7 / 0.7, lay on
@@ -25,13 +26,17 @@ MARKER_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 REQUIRE_MARKER = (False, True)
 
 
-def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None):
+def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None, min_marker_sizes=None):
     """The settings calibration tries for ``bundle``'s model, from its current post-processing;
-    ``min_sizes`` (px): each setting with each smallest nucleus size (default: the current one)."""
+    ``min_sizes`` (px): each setting with each smallest nucleus size (default: the current one);
+    ``min_marker_sizes`` (px, three-class models only): the same for the smallest marker."""
     base = bundle.postprocess
     if model_head(bundle.model) == "three_class":
-        grid = [replace(base, split="markers", threshold=t, marker_threshold=m, require_marker=r)
+        grid = [replace(base, split="markers", threshold=t, marker_threshold=m, require_marker=r, min_marker_size=int(k))
+                for k in (min_marker_sizes or (base.min_marker_size,))
                 for t in THREE_CLASS_THRESHOLDS for m in MARKER_THRESHOLDS for r in REQUIRE_MARKER]
+    elif min_marker_sizes:
+        raise ValueError("min_marker_sizes applies to three-class models only (split 'markers')")
     else:
         grid = [replace(base, split=mode, threshold=float(t), require_marker=False) for mode in split_modes for t in thresholds]
     return [replace(settings, min_size=int(size)) for size in (min_sizes or (base.min_size,)) for settings in grid]
@@ -39,22 +44,27 @@ def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, m
 
 def setting_key(settings):
     """A setting's name in the calibration table: ``split@threshold`` (``markers@threshold@marker_threshold``,
-    ``+marker`` when a nucleus needs one), then ``/min_size`` when that is not the default 10 px."""
+    then ``>=min_marker_size`` when that is not 1 px and ``+marker`` when a nucleus needs one), then
+    ``/min_size`` when that is not the default 10 px."""
     key = f"{settings.split}@{settings.threshold}"
     if settings.split == "markers":
-        key += f"@{settings.marker_threshold}" + ("+marker" if settings.require_marker else "")
+        key += f"@{settings.marker_threshold}"
+        key += f">={settings.min_marker_size}" if settings.min_marker_size != PostProcess.min_marker_size else ""
+        key += "+marker" if settings.require_marker else ""
     return key + (f"/{settings.min_size}" if settings.min_size != PostProcess.min_size else "")
 
 
-def calibrate(bundle, records, metric="aji", thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None,
-              progress=True):
-    """The best :class:`PostProcess` on ``records`` and ``{setting_key: score}`` of every candidate."""
+def calibrate(bundle, records, metrics=("aji",), thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None,
+              min_marker_sizes=None, progress=True):
+    """For each of ``metrics``, the best :class:`PostProcess` on ``records`` and ``{setting_key: score}``
+    of every candidate: ``{metric: (best, table)}`` (each candidate evaluated once for all metrics)."""
     samples = [record.load() for record in tqdm(records, desc="load", disable=not progress, leave=False)]
     probabilities = [predict_probability(bundle, s.image) for s in tqdm(samples, desc="predict", disable=not progress, leave=False)]
     truths = [s.instances for s in samples]
-    grid = candidates(bundle, thresholds, split_modes, min_sizes)
-    best, scores = search_settings(probabilities, truths, grid, metric, how="mean")
-    return best, {setting_key(settings): score for settings, score in scores.items()}
+    grid = candidates(bundle, thresholds, split_modes, min_sizes, min_marker_sizes)
+    chosen = search_settings_for(probabilities, truths, grid, metrics, how="mean")
+    return {metric: (best, {setting_key(settings): score for settings, score in scores.items()})
+            for metric, (best, scores) in chosen.items()}
 
 
 def stain_gain_limit(bundle, records, progress=True):

@@ -42,6 +42,7 @@ POSTPROCESS_CHECKS = {
     "h": (lambda v: _number(v) and v > 0, "a number > 0"),
     "marker_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "require_marker": (lambda v: isinstance(v, bool), "true or false"),
+    "min_marker_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
 }
 
 

@@ -19,7 +19,8 @@ class PostProcess:
     distance transform, see :func:`~nuclei_tf.postprocess.watershed.watershed_split`) or, for
     three-class models, "markers" (markers where the interior probability exceeds
     ``marker_threshold``, see :mod:`~nuclei_tf.postprocess.markers`; ``require_marker`` drops a
-    nucleus component that holds none).
+    nucleus component that holds none; a marker of fewer than ``min_marker_size`` pixels is no
+    marker).
     """
 
     threshold: float = 0.5
@@ -29,6 +30,7 @@ class PostProcess:
     h: float = 1.0
     marker_threshold: float = 0.5
     require_marker: bool = False
+    min_marker_size: int = 1
 
     def __post_init__(self):
         for name in ("threshold", "marker_threshold"):
@@ -38,6 +40,8 @@ class PostProcess:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.require_marker and self.split != "markers":
             raise ValueError(f"require_marker needs split 'markers', got split {self.split!r}")
+        if self.min_marker_size > 1 and self.split != "markers":
+            raise ValueError(f"min_marker_size needs split 'markers', got split {self.split!r}")
 
     def to_dict(self):
         return asdict(self)
@@ -60,7 +64,8 @@ def filled_mask_to_instances(mask, settings, markers=None):
     if settings.split == "watershed":
         instances = watershed_split(mask, h=settings.h)
     elif settings.split == "markers":
-        instances = marker_split(mask, markers, require_marker=settings.require_marker)
+        instances = marker_split(mask, markers, require_marker=settings.require_marker,
+                                 min_marker_size=settings.min_marker_size)
     else:
         instances = binary_to_instances(mask)
     return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False), copy=False)

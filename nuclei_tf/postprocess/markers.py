@@ -8,13 +8,15 @@ threshold`` (holes filled); markers = 8-connected components of ``p_interior >
 marker_threshold`` within them; each 4-connected nucleus component is flooded from its own
 markers on its inverted distance transform (:func:`marker_split`), so the landscape needs
 only the boolean masks. A component without a marker stays whole, or with ``require_marker``
-is dropped: the seeded watershed of the DSB-2018 winners grows nuclei from seeds only, so
+is dropped (a marker smaller than ``min_marker_size`` px counts as none, so that a faint
+interior speck neither seeds a split nor vouches for a nucleus): the seeded watershed of the DSB-2018 winners grows nuclei from seeds only, so
 a region where the model sees no interior is not taken for a nucleus.
 """
 import numpy as np
 
-from nuclei_tf.data.labels import binary_to_instances
+from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
 from nuclei_tf.data.targets import BOUNDARY, INTERIOR
+from nuclei_tf.postprocess.morphology import remove_small_objects
 from nuclei_tf.postprocess.watershed import CROP_MARGIN, flood, split_components
 
 #: the two channels post-processing keeps of a three-class softmax, in this order
@@ -34,13 +36,16 @@ def nucleus_outputs(outputs):
     return reduce_three_class(outputs) if outputs.shape[-1] == 3 else outputs[..., -1]
 
 
-def marker_split(mask, markers, margin=CROP_MARGIN, require_marker=False):
+def marker_split(mask, markers, margin=CROP_MARGIN, require_marker=False, min_marker_size=1):
     """Int32 instances (ids 1..N) of the nucleus ``mask``: every 4-connected component flooded
-    from the 8-connected components of ``markers`` inside it (:func:`split_components`);
-    ``require_marker``: a component holding no marker is dropped rather than kept whole."""
+    from the 8-connected components of ``markers`` inside it of at least ``min_marker_size``
+    pixels (:func:`split_components`); ``require_marker``: a component holding no such marker is
+    dropped rather than kept whole."""
 
     def split(component, crop):
         seeds = binary_to_instances(markers[crop] & component, connectivity=2)
+        if min_marker_size > 1:
+            seeds = relabel_contiguous(remove_small_objects(seeds, min_marker_size, copy=False), copy=False)
         if require_marker and not seeds.any():
             return np.zeros(component.shape, np.int32)
         return flood(component, seeds)

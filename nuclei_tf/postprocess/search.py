@@ -35,18 +35,28 @@ def search_settings(probabilities, ground_truths, candidates, metric="aji", how=
     aggregates per-image results ("pooled" or "mean", see :func:`nuclei_tf.metrics.aggregate`).
     Returns ``(best_settings, {settings: score})``; ties go to the earlier candidate.
     """
+    return search_settings_for(probabilities, ground_truths, candidates, (metric,), how)[metric]
+
+
+def search_settings_for(probabilities, ground_truths, candidates, metrics, how="pooled"):
+    """:func:`search_settings` for each of ``metrics`` at once, every candidate evaluated once:
+    ``{metric: (best_settings, {settings: score})}``."""
     if len(probabilities) != len(ground_truths) or not probabilities:
         raise ValueError("need the same, non-zero number of probability maps and ground truths")
-    scores = {}
+    for metric in metrics:
+        check_metric(metric)
+    summaries = {}
     for candidate in candidates:
         results = [
             evaluate_instances(gt, probability_to_instances(p, candidate))
             for p, gt in zip(probabilities, ground_truths)
         ]
-        summary = aggregate(results, how=how)
-        check_metric(metric, summary)
-        scores[candidate] = float(summary[metric])
-    return max(scores, key=scores.get), scores
+        summaries[candidate] = aggregate(results, how=how)
+    chosen = {}
+    for metric in metrics:
+        scores = {candidate: float(summary[metric]) for candidate, summary in summaries.items()}
+        chosen[metric] = max(scores, key=scores.get), scores
+    return chosen
 
 
 def search_threshold(probabilities, ground_truths, metric="aji", thresholds=DEFAULT_THRESHOLDS,
