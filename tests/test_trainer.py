@@ -61,6 +61,9 @@ def test_fit_writes_best_and_last_and_drives_keras_callbacks(pipelines, tmp_path
     assert state["epoch"] == 2 and state["step"] == 6
     loaded = keras.saving.load_model(tmp_path / "run" / "best.keras", safe_mode=True)
     assert loaded.count_params() == trainer.model.count_params()
+    last = keras.saving.load_model(tmp_path / "run" / "last.keras", safe_mode=True)  # the model after epoch 2
+    for saved, trained in zip(last.get_weights(), trainer.model.get_weights()):
+        np.testing.assert_array_equal(saved, trained)
 
 
 def test_early_stopping_stops_the_loop(pipelines, tmp_path):
@@ -131,6 +134,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(pipelines, tmp_path):
     assert state["epoch"] == 1
     good = keras.saving.load_model(tmp_path / "best.keras")
     assert all(np.isfinite(w).all() for w in good.get_weights())
+    assert not (tmp_path / "last.keras").exists()  # a failed run has no last model
 
 
 def test_resume_without_checkpoint_is_a_clear_error(pipelines, tmp_path):

@@ -156,10 +156,15 @@ class Trainer:
             dices.append(float(dice))
         return {"val_loss": float(np.mean(losses)), "val_dice": float(np.mean(dices))}
 
-    def _save_best(self):
-        tmp = self.best_path.with_name("best.tmp.keras")
+    @property
+    def last_path(self):
+        """The model after the last epoch, which may differ from ``best_path`` (lowest validation loss)."""
+        return self.run_dir / "last.keras"
+
+    def _save(self, path):
+        tmp = path.with_name(f"{path.stem}.tmp.keras")
         self.model.save(tmp)
-        os.replace(tmp, self.best_path)
+        os.replace(tmp, path)
 
     def _checkpoint(self, state):
         if self.chief:
@@ -188,7 +193,7 @@ class Trainer:
                 score = logs.get("val_loss", logs["loss"])
                 if score < state["best"] and self.chief:
                     state["best"] = score
-                    self._save_best()
+                    self._save(self.best_path)
                 state.update(epoch=epoch + 1, batch=0)
                 state["history"].append({"epoch": epoch + 1, **logs})
                 self._checkpoint(state)
@@ -201,5 +206,7 @@ class Trainer:
                 f"interrupted at epoch {state['epoch'] + 1}, batch {state['batch']}; "
                 f"checkpoint saved in {self.last_dir} (continue with --resume)"
             ) from None
+        if self.chief:
+            self._save(self.last_path)
         self.callbacks.on_train_end(state["history"][-1] if state["history"] else {})
         return state["history"]
