@@ -8,9 +8,10 @@ threshold`` (holes filled); markers = 8-connected components of ``p_interior >
 marker_threshold`` within them; each 4-connected nucleus component is flooded from its own
 markers on its inverted distance transform (:func:`marker_split`), so the landscape needs
 only the boolean masks. A component without a marker stays whole, or with ``require_marker``
-is dropped (a marker smaller than ``min_marker_size`` px counts as none, so that a faint
-interior speck neither seeds a split nor vouches for a nucleus): the seeded watershed of the DSB-2018 winners grows nuclei from seeds only, so
-a region where the model sees no interior is not taken for a nucleus.
+is dropped: the seeded watershed of the DSB-2018 winners grows nuclei from seeds only, so
+a region where the model sees no interior is not taken for a nucleus. A marker smaller than
+``min_marker_size`` px counts as none, so that a faint interior speck neither seeds a split
+nor vouches for a nucleus.
 """
 import numpy as np
 
