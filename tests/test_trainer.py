@@ -225,6 +225,39 @@ def test_fine_tuning_epochs_lower_the_learning_rate_and_resume_exactly(pipelines
         TrainConfig(fine_tune_epochs=5)
 
 
+def test_weight_average_is_what_is_validated_and_saved_and_resumes_exactly(pipelines, tmp_path):
+    """ema_momentum: best/last hold the moving average of the weights after every step, computed
+    here by hand from the raw weights; the checkpoint keeps the raw ones; resume is exact."""
+    raw = []
+    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: raw.append(
+        [v.numpy().copy() for v in recorder.model.trainable_variables]))
+    straight = make_trainer(pipelines, tmp_path / "a", callbacks=[recorder], ema_momentum=0.5)
+    history = straight.fit()
+    assert len(raw) == 6
+    averages = [raw[0]]
+    for weights in raw[1:]:
+        averages.append([0.5 * a + 0.5 * w for a, w in zip(averages[-1], weights)])
+    average = averages[-1]
+    last = keras.saving.load_model(tmp_path / "a" / "last.keras", safe_mode=True)
+    assert_same_weights([v.numpy() for v in last.trainable_variables], average)
+    assert_same_weights([v.numpy() for v in straight.model.trainable_variables], average)
+    assert straight._validate()["val_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)  # validated averaged
+    best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
+    best = keras.saving.load_model(tmp_path / "a" / "best.keras", safe_mode=True)
+    assert_same_weights([v.numpy() for v in best.trainable_variables], averages[3 * best_epoch - 1])
+    checkpointed = build_model("unet_plus", **TINY)
+    checkpointed.load_weights(tmp_path / "a" / "checkpoints" / "last" / "weights.weights.h5")
+    assert_same_weights([v.numpy() for v in checkpointed.trainable_variables], raw[-1])
+    assert not np.allclose(raw[-1][0], average[0])
+    make_trainer(pipelines, tmp_path / "b", epochs=1, ema_momentum=0.5).fit()
+    resumed = make_trainer(pipelines, tmp_path / "b", ema_momentum=0.5)
+    resumed.fit(resume=True)
+    assert_same_weights(weights_of(straight.model), weights_of(resumed.model))
+    for bad in (1.0, 0.0, "0.9", 1):
+        with pytest.raises(ValueError, match="ema_momentum must be between 0 and 1"):
+            TrainConfig(ema_momentum=bad)
+
+
 def test_fit_cli_runs_a_long2020_experiment_on_the_dsb_download(synthetic_dsb_download, tmp_path):
     """The shipped long2020 YAML (CLAHE + TV, grid + random crops, Long's augmentations and loss,
     U-Net++ fine-tuning) through `nuclei-tf fit --dsb`, shrunk to tiny sizes."""

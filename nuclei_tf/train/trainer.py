@@ -2,10 +2,12 @@
 standard Keras callbacks, atomic best/last checkpoints, exact resume, and clean stops on
 Ctrl-C and on a non-finite loss.
 
-Adam with the paper's learning rate; under mixed_float16 the optimizer is wrapped in a
+Adam with the paper's learning rate, optionally keeping an exponential moving average of the
+weights (``TrainConfig.ema_momentum``); under mixed_float16 the optimizer is wrapped in a
 LossScaleOptimizer (dynamic loss scaling); optional gradient clipping by global norm.
 Works under any tf.distribute strategy (gradients are all-reduced by the optimizer).
 """
+import contextlib
 import math
 import os
 from pathlib import Path
@@ -54,7 +56,8 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
             self.model = build_model()
-            optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm)
+            optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm,
+                                              use_ema=config.ema_momentum is not None, ema_momentum=config.ema_momentum or 0.99)
             if keras.mixed_precision.global_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
@@ -166,6 +169,22 @@ class Trainer:
         self.model.save(tmp)
         os.replace(tmp, path)
 
+    @contextlib.contextmanager
+    def _averaged(self):
+        """Inside the block the model holds the moving average of its weights (with
+        ``ema_momentum``), after it its raw training weights again."""
+        if self.config.ema_momentum is None:
+            yield
+            return
+        variables = self.model.trainable_variables
+        raw = [v.numpy() for v in variables]
+        self.optimizer.finalize_variable_values(variables)
+        try:
+            yield
+        finally:
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
+
     def _checkpoint(self, state):
         if self.chief:
             save_checkpoint(self.last_dir, self.model, self.optimizer, state)
@@ -189,11 +208,12 @@ class Trainer:
                 logs = self._train_epoch(epoch, state)
                 if self.strategy.num_replicas_in_sync > 1:
                     self._sync_statistics()
-                logs.update(self._validate())
-                score = logs.get("val_loss", logs["loss"])
-                if score < state["best"] and self.chief:
-                    state["best"] = score
-                    self._save(self.best_path)
+                with self._averaged():
+                    logs.update(self._validate())
+                    score = logs.get("val_loss", logs["loss"])
+                    if score < state["best"] and self.chief:
+                        state["best"] = score
+                        self._save(self.best_path)
                 state.update(epoch=epoch + 1, batch=0)
                 state["history"].append({"epoch": epoch + 1, **logs})
                 self._checkpoint(state)
@@ -206,6 +226,7 @@ class Trainer:
                 f"interrupted at epoch {state['epoch'] + 1}, batch {state['batch']}; "
                 f"checkpoint saved in {self.last_dir} (continue with --resume)"
             ) from None
+        self.optimizer.finalize_variable_values(self.model.trainable_variables)  # the averaged weights, if any
         if self.chief:
             self._save(self.last_path)
         self.callbacks.on_train_end(state["history"][-1] if state["history"] else {})
