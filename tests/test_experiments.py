@@ -53,6 +53,8 @@ def test_overrides_and_unknown_keys(tmp_path):
         load_config(bad)
     with pytest.raises(ValueError, match="config: .*unexpected keyword argument 'epoch'"):
         load_config(None, {"train": {"epoch": 3}})
+    with pytest.raises(ValueError, match="config: ema_momentum must be between 0 and 1 .*got 1.5"):
+        load_config(None, {"train": {"ema_momentum": 1.5}})
 
 
 def test_the_resolved_config_spells_out_the_augmentation_that_runs():

@@ -87,7 +87,7 @@ def load_config(path=None, overrides=None):
         if config["data"]["augment"] is None:  # what the pipeline runs, recorded in the run folder and model folder
             config["data"]["augment"] = copy.deepcopy(DEFAULT_AUGMENTATION)
         config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
-    except TypeError as exc:  # an unknown field in the data or train section
+    except (TypeError, ValueError) as exc:  # an unknown or invalid field in the data or train section
         raise ValueError(f"{path or 'config'}: {exc}") from None
     if (head == "three_class") != (config["train"]["loss"] == "three_class"):
         raise ValueError(f"{path or 'config'}: model head {head!r} with train loss {config['train']['loss']!r}; "
