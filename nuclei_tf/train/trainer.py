@@ -56,8 +56,8 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         with self.strategy.scope():
             self.model = build_model()
-            optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm,
-                                              use_ema=config.ema_momentum is not None, ema_momentum=config.ema_momentum or 0.99)
+            averaging = {} if config.ema_momentum is None else {"use_ema": True, "ema_momentum": config.ema_momentum}
+            optimizer = keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm, **averaging)
             if keras.mixed_precision.global_policy().name == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
