@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nuclei_tf.cli.main import cli
+from nuclei_tf.data.errors import DataError
 from nuclei_tf.inference import ModelBundle, load_bundle, predict_probability, save_bundle, segment
 from nuclei_tf.inference.outputs import nucleus_table, write_outputs, write_segmentation
 from nuclei_tf.inference.predict import segment_strips
@@ -114,13 +115,13 @@ def test_output_files(tmp_path):
 @pytest.fixture
 def tiny_bundle_dir(tmp_path):
     bundle = ModelBundle(build_model("unet_plus", base_filters=4, depth=3), tile=32, overlap=0.25,
-                         postprocess=PostProcess(threshold=0.4, split="watershed"), info={"note": "test"})
+                         postprocess=PostProcess(threshold=0.4, split="watershed"), info={"description": "test"})
     return save_bundle(bundle, tmp_path / "model")
 
 
 def test_model_folder_round_trip(tiny_bundle_dir):
     bundle = load_bundle(tiny_bundle_dir)
-    assert bundle.tile == 32 and bundle.postprocess.threshold == 0.4 and bundle.info["note"] == "test"
+    assert bundle.tile == 32 and bundle.postprocess.threshold == 0.4 and bundle.info["description"] == "test"
     probability, instances = segment(bundle, np.full((40, 40, 3), 128, np.uint8))
     assert probability.shape == instances.shape == (40, 40)
 
@@ -346,15 +347,17 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"threshold": 2}, "'postprocess.threshold' = 2"),
     ("postprocess", {"split": "voronoi"}, "one of none, watershed"),
     ("postprocess", {"min_size": -1}, "an integer >= 0"),
-    ("postprocess", {"thresold": 0.5}, "unknown postprocess key(s) thresold"),
+    ("postprocess", {"thresold": 0.5}, "unknown key(s) 'postprocess.thresold' (did you mean 'threshold'?)"),
     ("postprocess", {"marker_threshold": 1.5}, "'postprocess.marker_threshold' = 1.5"),
     ("postprocess", {"require_marker": "yes"}, "'postprocess.require_marker' = \"yes\" is not valid; expected true or false"),
     ("postprocess", {"min_marker_size": 2.5}, "'postprocess.min_marker_size' = 2.5 is not valid; expected an integer >= 0"),
     ("postprocess", {"split": "markers"}, "needs a three-class model"),
+    ("stian", "macenko", "unknown key(s) 'stian' (did you mean 'stain'?)"),
+    ("format", 3, "'format' = 3 is not valid; this nuclei-tf reads formats 1-2; the folder was written by a newer"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):
     config = json.loads((tiny_bundle_dir / "config.json").read_text())
-    config[key] = value
+    config[key] = {**config[key], **value} if key == "postprocess" else value
     (tiny_bundle_dir / "config.json").write_text(json.dumps(config))
     Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / "a.png")
     for command in (["predict", str(tmp_path / "a.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "out")],
@@ -362,6 +365,65 @@ def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tm
         result = CliRunner().invoke(cli, command)
         assert result.exit_code == 1 and "config.json: " in result.output and allowed in result.output, result.output
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("missing", ["postprocess", "postprocess.threshold", "margin", "tta", "stain"])
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_model_folder_config_missing_a_setting_is_refused_naming_it(tiny_bundle_dir, tmp_path, missing, version):
+    config = json.loads((tiny_bundle_dir / "config.json").read_text())
+    if version == 1:
+        del config["format"]
+    section, _, key = missing.rpartition(".")
+    del (config[section] if section else config)[key]
+    (tiny_bundle_dir / "config.json").write_text(json.dumps(config))
+    Image.fromarray(np.full((40, 40, 3), 100, np.uint8)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--model", str(tiny_bundle_dir), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and f"config.json: missing key(s) {missing}: every setting must be stated" in result.output
+    assert ("nuclei-tf upgrade-model" in result.output) == (version == 1), result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_model_folder_without_config_json_is_refused(tiny_bundle_dir, tmp_path):
+    (tiny_bundle_dir / "config.json").unlink()
+    with pytest.raises(DataError, match="config.json: not found: a model folder states its settings there"):
+        load_bundle(tiny_bundle_dir)
+    assert load_bundle(tiny_bundle_dir / "model.keras").tile == 256  # a bare .keras file: the documented defaults
+
+
+def test_upgrade_model_writes_out_what_format_1_readers_used(tiny_bundle_dir):
+    from nuclei_tf.inference.folder_config import FORMAT1_DEFAULTS, FORMAT1_POSTPROCESS
+
+    path = tiny_bundle_dir / "config.json"
+    written = json.loads(path.read_text())
+    old = {"stain": "none", "tile": 32, "overlap": 0.25, "blend": "smooth", "arch": "unet_plus",
+           "postprocess": {"threshold": 0.4, "min_size": 10, "fill": True, "split": "watershed", "h": 1.0}}
+    path.write_text(json.dumps(old))  # a format-1 file as the first releases wrote it
+    result = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
+    assert result.exit_code == 0, result.output
+    assert "format 1 -> 2; filled in: stain_max_gain = null; clahe_tv = false; mpp = null; margin = 0; tta = false; " \
+           'precision = "auto"; postprocess.marker_threshold = 0.5; postprocess.require_marker = false; ' \
+           "postprocess.min_marker_size = 1" in result.output
+    upgraded = json.loads(path.read_text())
+    assert upgraded == {**{k: v for k, v in written.items() if k != "description"}, "arch": "unet_plus"}
+    assert {k: upgraded[k] for k in FORMAT1_DEFAULTS if k not in old} == {k: FORMAT1_DEFAULTS[k] for k in FORMAT1_DEFAULTS if k not in old}
+    assert upgraded["postprocess"]["min_marker_size"] == FORMAT1_POSTPROCESS["min_marker_size"]
+    assert load_bundle(tiny_bundle_dir).margin == 0
+    again = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
+    assert again.exit_code == 0 and "already format 2" in again.output and json.loads(path.read_text()) == upgraded
+    path.write_text(json.dumps({**old, "stian": "macenko"}))  # a misspelt key is not upgraded away
+    refused = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
+    assert refused.exit_code == 1 and "unknown key(s) 'stian'" in refused.output and "format" not in json.loads(path.read_text())
+
+
+def test_the_settings_checked_are_the_settings_a_bundle_has():
+    from dataclasses import fields
+
+    from nuclei_tf.inference.folder_config import (CHECKS, FORMAT1_DEFAULTS, FORMAT1_POSTPROCESS, POSTPROCESS_CHECKS,
+                                                    POSTPROCESS_SETTINGS, SETTINGS)
+
+    bundle_fields = [f.name for f in fields(ModelBundle) if f.name not in ("model", "postprocess", "info", "_compiled")]
+    assert list(SETTINGS) == bundle_fields and set(CHECKS) == set(SETTINGS) == set(FORMAT1_DEFAULTS)
+    assert set(POSTPROCESS_CHECKS) == set(POSTPROCESS_SETTINGS) == set(FORMAT1_POSTPROCESS)
 
 
 def test_a_corrupt_model_file_is_named_as_corrupt(tiny_bundle_dir, tmp_path):
@@ -516,3 +578,12 @@ def test_nucleus_polygons_are_valid_even_through_a_one_pixel_neck():
     labels[6:10, 6:10] = 1
     ring = polygons(labels)[1]
     assert Polygon(ring).is_valid and ring[0] == ring[-1]
+
+
+def test_shipped_model_folders_are_current_format_and_complete():
+    from nuclei_tf.inference.bundle import shipped_models
+    from nuclei_tf.inference.folder_config import FORMAT, read_folder_config
+    from nuclei_tf.inference.bundle import resolve_model
+
+    for name in shipped_models():
+        assert read_folder_config(resolve_model(name) / "config.json")["format"] == FORMAT, name

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from nuclei_tf.cli.main import cli
-from nuclei_tf.inference import load_bundle
+from nuclei_tf.inference import ModelBundle, load_bundle, save_bundle
 from nuclei_tf.models import build_model
 from nuclei_tf.train.config import load_config
 from nuclei_tf.train.members import resolve_members
@@ -32,10 +32,7 @@ def write_yaml(path, config):
 
 def saved_member(folder, stain="none"):
     """A model folder as ``calibrate`` writes it: model.keras + config.json."""
-    folder.mkdir(parents=True)
-    build_model("unet", **TINY).save(folder / "model.keras")
-    (folder / "config.json").write_text(json.dumps({"stain": stain, "tile": 32}))
-    return folder
+    return save_bundle(ModelBundle(build_model("unet", **TINY), stain=stain, tile=32), folder)
 
 
 def fit(args, tmp_path, config):

@@ -27,6 +27,7 @@ COMMANDS = {
     "models": "nuclei_tf.cli.models:models",
     "normalize": "nuclei_tf.cli.normalize:normalize",
     "predict": "nuclei_tf.cli.predict:predict",
+    "upgrade-model": "nuclei_tf.cli.model_folder:upgrade_model",
 }
 
 #: one-line help shown by `nuclei-tf --help` without importing the command module.
@@ -41,6 +42,7 @@ SHORT_HELP = {
     "models": "List every architecture with its options and parameter count.",
     "normalize": "Stain-normalise H&E images to a reference image (Macenko, Vahadane, Reinhard).",
     "predict": "Segment nuclei in images of any size (labels, overlay, GeoJSON, CSV).",
+    "upgrade-model": "Rewrite a format-1 model folder's config.json with every setting stated.",
 }
 
 

@@ -16,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 
 #: commands that run TensorFlow
-TENSORFLOW_COMMANDS = {"calibrate", "demo", "evaluate", "export", "fit", "predict"}
+TENSORFLOW_COMMANDS = {"calibrate", "demo", "evaluate", "export", "fit", "predict", "upgrade-model"}
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.inference.folder_config import model_postprocess, read_folder_config
+from nuclei_tf.inference.folder_config import FORMAT, SETTINGS, model_postprocess, read_folder_config
 from nuclei_tf.inference.precision import resolve_precision, with_precision
 from nuclei_tf.models.saving import load_model
 from nuclei_tf.postprocess import PostProcess
@@ -24,10 +24,6 @@ from nuclei_tf.postprocess.markers import nucleus_outputs
 #: the name of the default model folder in the package ``nuclei_tf.weights`` (the source tree's
 #: ``weights/``, installed with the package, wheels included)
 DEFAULT_MODEL_NAME = "unet_plus_b16"
-
-
-#: the settings a model folder's config.json carries beside ``postprocess`` (the fields below, in this order)
-SETTINGS = ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision")
 
 
 @dataclass
@@ -84,7 +80,9 @@ class ModelBundle:
         return resolve_precision(self.precision)
 
     def settings(self):
-        return {**{key: getattr(self, key) for key in SETTINGS}, "postprocess": self.postprocess.to_dict(), **self.info}
+        """The model folder's config.json: the format, every setting, then the provenance (``info``)."""
+        return {"format": FORMAT, **{key: getattr(self, key) for key in SETTINGS}, "postprocess": self.postprocess.to_dict(),
+                **self.info}
 
 
 def default_model_path():
@@ -124,13 +122,17 @@ def load_bundle(path=None):
         model_file, config_file = path, path.with_suffix(".json")
     if not model_file.is_file():
         raise FileNotFoundError(f"{model_file}: model file not found")
-    config = read_folder_config(config_file)
+    if path.is_dir() and not config_file.is_file():
+        raise DataError(config_file, "not found: a model folder states its settings there (pass the .keras file "
+                                     "itself to run the model with the default settings)")
+    config = read_folder_config(config_file) if config_file.is_file() else {}
     try:
         model = load_model(model_file)
     except Exception as exc:  # Keras raises many types for a damaged or foreign file
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
     post = model_postprocess(model, config.pop("postprocess", {}), config_file)
+    config.pop("format", None)  # read as it is (every setting stated) and written back as FORMAT
     known = {k: config.pop(k) for k in SETTINGS if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)
 

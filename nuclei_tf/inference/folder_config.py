@@ -1,6 +1,14 @@
-"""Checking a model folder's ``config.json`` when it is loaded: every setting is one the
-inference code implements, else one error names the file, the key, the value and what is allowed
-(an unknown stain must never be run as Macenko, nor a bad tile size fail deep inside Keras)."""
+"""Checking a model folder's ``config.json`` when it is loaded: every setting is stated, is one the
+inference code implements and has a valid value, and no key is unknown at any level the inference
+reads; else one error names the file, the key, the value and what is allowed (an unknown stain
+must never be run as Macenko, a misspelt key never leave its setting to a default, nor a bad
+tile size fail deep inside Keras).
+
+The file is versioned by ``format`` (:data:`FORMAT`; none = 1). Format 1 files that state every
+setting (all that ``calibrate`` wrote) read as they are; :func:`upgrade_config` writes out, for
+the others, what format-1 readers used for each key they lacked.
+"""
+import difflib
 import json
 import math
 from dataclasses import fields
@@ -46,25 +54,95 @@ POSTPROCESS_CHECKS = {
 }
 
 
-def read_folder_config(path):
-    """The dict in ``path`` (a model folder's config.json), checked; {} when there is none."""
-    if not path.is_file():
-        return {}
+#: the ``format`` of the config.json files this version writes; a file without the key is format 1
+FORMAT = 2
+#: provenance records (where the model came from, how it was calibrated): kept, never read by inference
+PROVENANCE = ("arch", "protocol", "seed", "trained_with", "calibration", "description")
+#: the settings every config.json states beside ``postprocess`` (:class:`~nuclei_tf.inference.bundle.ModelBundle`'s
+#: fields, in this order), and the ``postprocess`` keys (:class:`~nuclei_tf.postprocess.PostProcess`' fields)
+SETTINGS = ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision")
+POSTPROCESS_SETTINGS = tuple(f.name for f in fields(PostProcess))
+
+#: format 1 -> 2: what a format-1 reader used for a key the file did not state (the defaults of the
+#: last format-1 release, written out here so that later changes to the defaults cannot move them);
+#: applied only by ``nuclei-tf upgrade-model``, which prints every key it fills
+FORMAT1_DEFAULTS = {"stain": "none", "stain_max_gain": None, "clahe_tv": False, "tile": 256, "overlap": 0.5,
+                    "blend": "smooth", "mpp": None, "margin": 0, "tta": False, "precision": "auto"}
+FORMAT1_POSTPROCESS = {"threshold": 0.5, "min_size": 10, "fill": True, "split": "none", "h": 1.0,
+                       "marker_threshold": 0.5, "require_marker": False, "min_marker_size": 1}
+#: a three-class model's split when a format-1 file did not state one
+FORMAT1_THREE_CLASS_SPLIT = "markers"
+
+
+def read_json_object(path):
+    """The JSON object in ``path``; one DataError for bad JSON or another type."""
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(path, f"is not valid JSON ({exc})") from None
     if not isinstance(config, dict):
         raise DataError(path, f"must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def config_format(config, path):
+    """The ``format`` of a config.json (1 when it has none), refused when this version cannot read it."""
+    version = config.get("format", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FORMAT:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT
+        raise DataError(path, f"'format' = {json.dumps(version)} is not valid; this nuclei-tf reads formats 1-{FORMAT}"
+                              + ("; the folder was written by a newer nuclei-tf: upgrade it" if newer else ""))
+    return version
+
+
+def check_config(config, path):
+    """Refuse an unknown key at any level inference reads, and a bad value of any stated setting;
+    returns the format."""
+    version = config_format(config, path)
+    _refuse_unknown(config, (*SETTINGS, "postprocess", "format", *PROVENANCE), path, "")
     _check(config, CHECKS, path, "")
     post = config.get("postprocess", {})
     if not isinstance(post, dict):
         raise DataError(path, "'postprocess' must be an object")
-    unknown = sorted(set(post) - {f.name for f in fields(PostProcess)})
-    if unknown:
-        raise DataError(path, f"unknown postprocess key(s) {', '.join(unknown)}; valid: {', '.join(POSTPROCESS_CHECKS)}")
+    _refuse_unknown(post, POSTPROCESS_SETTINGS, path, "postprocess.")
     _check(post, POSTPROCESS_CHECKS, path, "postprocess.")
+    return version
+
+
+def read_folder_config(path):
+    """The checked dict in ``path`` (a model folder's config.json): :func:`check_config`, and every
+    setting stated (nothing is left to a default)."""
+    config = read_json_object(path)
+    version = check_config(config, path)
+    post = config.get("postprocess")
+    missing = [k for k in SETTINGS if k not in config]
+    missing += ["postprocess"] if post is None else [f"postprocess.{k}" for k in POSTPROCESS_SETTINGS if k not in post]
+    if missing:
+        hint = (f"; a format-1 file may predate some: `nuclei-tf upgrade-model {path.parent}` writes out what "
+                "they meant then (README, Model folders)") if version == 1 else ""
+        raise DataError(path, f"missing key(s) {', '.join(missing)}: every setting must be stated{hint}")
     return config
+
+
+def upgrade_config(config, three_class):
+    """``(format-2 config, [(key, value filled in), ...])`` of a checked-readable format-1 dict:
+    each key it lacks gets the value format-1 readers used (:data:`FORMAT1_DEFAULTS`)."""
+    filled = [(k, v) for k, v in FORMAT1_DEFAULTS.items() if k not in config]
+    defaults = {**FORMAT1_POSTPROCESS, **({"split": FORMAT1_THREE_CLASS_SPLIT} if three_class else {})}
+    post = config.get("postprocess", {})
+    filled += [(f"postprocess.{k}", v) for k, v in defaults.items() if k not in post]
+    settings = {k: config.get(k, FORMAT1_DEFAULTS.get(k)) for k in SETTINGS}
+    upgraded = {"format": FORMAT, **settings, "postprocess": {k: post.get(k, defaults[k]) for k in POSTPROCESS_SETTINGS},
+                **{k: v for k, v in config.items() if k in PROVENANCE}}
+    return upgraded, filled
+
+
+def _refuse_unknown(config, known, path, prefix):
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        guesses = {k: difflib.get_close_matches(k, known, n=1) for k in unknown}
+        named = ", ".join(f"'{prefix}{k}'" + (f" (did you mean '{guesses[k][0]}'?)" if guesses[k] else "") for k in unknown)
+        raise DataError(path, f"unknown key(s) {named}; valid: {', '.join(known)}")
 
 
 def model_postprocess(model, post, path):

@@ -12,7 +12,6 @@ A member spec in an experiment YAML's ``members`` list is one of:
 Every member must have been trained on the same preprocessing (stain normalisation, CLAHE + TV)
 as the stage that uses it; a mismatch is refused, never silently mixed.
 """
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +59,9 @@ def saved_preprocess(model_path):
     its run folder's ``config.yaml``; None when neither is there."""
     folder_config = model_path.with_name("config.json")
     if folder_config.is_file():
-        return preprocess_key(json.loads(folder_config.read_text()))
+        from nuclei_tf.inference.folder_config import read_folder_config
+
+        return preprocess_key(read_folder_config(folder_config))
     run_config = model_path.with_name("config.yaml")
     if run_config.is_file():
         return preprocess_key((yaml.safe_load(run_config.read_text()) or {}).get("preprocess"))

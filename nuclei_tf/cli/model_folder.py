@@ -1,0 +1,48 @@
+"""`nuclei-tf upgrade-model`: rewrite a format-1 model folder's config.json in the current format."""
+import json
+import os
+from pathlib import Path
+
+import click
+
+from nuclei_tf.cli.options import data_errors_as_usage
+
+
+@click.command("upgrade-model")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@data_errors_as_usage
+def upgrade_model(folders):
+    """Write out, in each FOLDER's config.json, every setting its format-1 file left to a default
+    (the value format-1 readers used), printing each; format-2 folders are left as they are."""
+    from nuclei_tf.data.errors import DataError
+    from nuclei_tf.inference.folder_config import FORMAT, check_config, read_folder_config, read_json_object, upgrade_config
+
+    for folder in folders:
+        path = folder / "config.json"
+        if not path.is_file():
+            raise DataError(path, "not found: not a model folder")
+        config = read_json_object(path)
+        if check_config(config, path) == FORMAT:
+            click.echo(f"{path}: already format {FORMAT}")
+            continue
+        upgraded, filled = upgrade_config(config, three_class=_three_class(folder, config))
+        partial = path.with_name("config.json.partial")
+        partial.write_text(json.dumps(upgraded, indent=2) + "\n")
+        try:
+            read_folder_config(partial)
+        except DataError:
+            partial.unlink()
+            raise
+        os.replace(partial, path)
+        stated = "; ".join(f"{key} = {json.dumps(value)}" for key, value in filled) or "none was missing"
+        click.echo(f"{path}: format 1 -> {FORMAT}; filled in: {stated}")
+
+
+def _three_class(folder, config):
+    """Whether the folder's model has the three-class head (needed only when the split is unstated)."""
+    if "split" in config.get("postprocess", {}):
+        return False
+    from nuclei_tf.models.heads import model_head
+    from nuclei_tf.models.saving import load_model
+
+    return model_head(load_model(folder / "model.keras")) == "three_class"
