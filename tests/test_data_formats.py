@@ -238,7 +238,7 @@ def test_unsupported_pixel_types(tmp_path):
     _raises_naming(path, "unsupported pixel type float32", read_image, path)
     path2 = tmp_path / "c.tif"
     tifffile.imwrite(path2, np.zeros((4, 4, 5), np.uint8), photometric="minisblack", planarconfig="contig")
-    _raises_naming(path2, "expected 1, 3 or 4 channels", read_image, path2)
+    _raises_naming(path2, "grey TIFF with 5 samples per pixel and ExtraSamples UNSPECIFIED", read_image, path2)
 
 
 def test_palette_cmyk_and_min_is_white_images_are_read_as_a_viewer_shows_them(tmp_path):

@@ -43,6 +43,16 @@ def test_perfect_predictions_score_one(tmp_path, data_args):
     assert (tmp_path / "rep" / "ap_vs_iou.png").stat().st_size > 1000
 
 
+def test_label_files_with_a_trailing_singleton_axis_are_one_image(tmp_path, data_args):
+    """(H, W, 1) label TIFFs (as numpy or napari save them) were called 'a stack of H images'."""
+    write_ground_truth_as_predictions(tmp_path / "pred", data_args, transform=lambda x: x[..., None])
+    assert tifffile.imread(next((tmp_path / "pred" / "tnbc").iterdir())).ndim == 3
+    result = invoke(["evaluate", "--predictions", str(tmp_path / "pred"), *data_args, "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert all(split["mean"]["aji"] == 1.0 for split in report["splits"].values())
+
+
 def test_baseline_command_saves_predictions(tmp_path, data_args):
     result = invoke(["baseline", "--method", "otsu", *data_args, "--out", str(tmp_path / "otsu"), "--split", "tnbc"])
     assert result.exit_code == 0, result.output

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.data.io import IMAGE_SUFFIXES, TIFF_SUFFIXES, decoding, image_shape, on_white, read_image
+from nuclei_tf.data.io import (IMAGE_SUFFIXES, TIFF_SUFFIXES, decoding, image_shape, on_white, read_image, shown_shape,
+                               tiff_orientation)
 
 MIN_MPP, MAX_MPP = 0.05, 20.0
 LEVEL_TOLERANCE = 1e-3  # relative slack when matching a level's downsample to the wanted one
@@ -192,7 +193,8 @@ class ImageSlide(Slide):
                 raise DataError(self.path, f"TIFF holds {len(tif.pages)} pages and OpenSlide does not open it; "
                                 "expected one image or a tiled pyramidal TIFF")
             page = tif.pages[0]
-            self.dimensions = (page.imagewidth, page.imagelength)  # also for planar (samples-first) pages
+            # as shown (Orientation applied, as read_image reads it); also for planar (samples-first) pages
+            self.dimensions = shown_shape(page.imagelength, page.imagewidth, tiff_orientation(page, self.path))[::-1]
             tags = page.tags
             unit = tags["ResolutionUnit"].value if "ResolutionUnit" in tags else None
             if unit in _MICRONS_PER_UNIT and "XResolution" in tags and "YResolution" in tags:
