@@ -97,6 +97,7 @@ def os_error_line(exc):
         return str(exc)
     hint = {errno.ENOSPC: "; the disk is full: free space or choose another --out",
             errno.EACCES: "; no permission to write there: choose another --out",
+            errno.EPERM: "; the operation is not permitted there (an immutable folder?): choose another --out",
             errno.EROFS: "; the file system is read-only: choose another --out"}.get(exc.errno, "")
     return f"{exc.filename}: {exc.strerror or exc}{hint}"
 
@@ -108,6 +109,9 @@ def writable_folder(folder):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".nuclei-tf-write-check-{os.getpid()}"
-    probe.write_bytes(b"")
+    try:
+        probe.write_bytes(b"")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(folder)) from None
     probe.unlink()
     return folder

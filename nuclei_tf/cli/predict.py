@@ -25,12 +25,13 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     from nuclei_tf.data.errors import DataError
     from nuclei_tf.data.slide import open_slide
     from nuclei_tf.inference import load_bundle
-    from nuclei_tf.inference.outputs import write_segmentation
+    from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, output_paths, write_segmentation
     from nuclei_tf.inference.predict import segment_strips
 
     refuse_shared_stems(images)
     writable_folder(out_dir)
-    for path in images:  # every input readable and large enough before the model is loaded
+    for path in images:  # every input readable and large enough, and no output name a folder, before the model is loaded
+        output_paths(out_dir, Path(path).stem, SLIDE_SUFFIXES)
         with open_slide(path) as slide:
             check_size(slide)
     bundle = load_bundle(model_path)
@@ -177,6 +178,7 @@ def export(model_path, out_dir, version):
     from nuclei_tf.inference.export import export_saved_model
 
     bundle = load_bundle(model_path)
+    writable_folder(out_dir)  # a read-only or immutable folder: one line, before the SavedModel is traced
     target = export_saved_model(bundle.model, out_dir, version)
     click.echo(f"SavedModel written to {target} (signature serving_default: uint8 images -> probabilities)")
     if bundle.clahe_tv:

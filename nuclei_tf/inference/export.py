@@ -13,6 +13,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from nuclei_tf.data.errors import DataError
+
 MULTIPLE = 32
 
 
@@ -55,6 +57,8 @@ def export_saved_model(model, out_dir, version=None):
     try:
         archive.write_out(str(partial), verbose=False)
         os.replace(partial, target)
+    except tf.errors.OpError as exc:  # TensorFlow's file system raises its own types (permission, full disk)
+        raise DataError(out_dir, f"cannot write the SavedModel: {exc.message}") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return target

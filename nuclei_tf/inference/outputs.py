@@ -18,12 +18,22 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
+from nuclei_tf.inference.files import NamedFile, check_final_names, naming
 from nuclei_tf.inference.png import PngRows
 from nuclei_tf.postprocess.strips import InstanceStrip
 
 OUTLINE = (0, 255, 0)
 TIFF_TILE = 256
 SUFFIXES = {"labels": ".labels.tif", "overlay": ".overlay.png", "geojson": ".geojson", "csv": ".csv"}
+#: a slide's outputs add its tissue mask
+SLIDE_SUFFIXES = {**SUFFIXES, "tissue": ".tissue.png"}
+
+
+def output_paths(out_dir, stem, suffixes=SUFFIXES):
+    """``{kind: out_dir/<stem><suffix>}``, refused when a name exists as a folder (:func:`check_final_names`)."""
+    paths = {kind: Path(out_dir) / f"{stem}{suffix}" for kind, suffix in suffixes.items()}
+    check_final_names(paths.values())
+    return paths
 
 
 def nucleus_table(instances, rows_per_chunk=256):
@@ -190,13 +200,13 @@ def write_segmentation(image, strips, out_dir, stem):
     height, width = image.shape[:2]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {kind: out_dir / f"{stem}{suffix}" for kind, suffix in SUFFIXES.items()}
+    paths = output_paths(out_dir, stem)
     partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
     try:
         with ExitStack() as files:
-            records = NucleusRecords(files.enter_context(open(partial["csv"], "w", newline="")),
-                                     files.enter_context(open(partial["geojson"], "w")))
-            overlay = OverlayRows(image, files.enter_context(PngRows(partial["overlay"], width, height)))
+            records = NucleusRecords(files.enter_context(NamedFile(partial["csv"], "w", name=paths["csv"], newline="")),
+                                     files.enter_context(NamedFile(partial["geojson"], "w", name=paths["geojson"])))
+            overlay = OverlayRows(image, files.enter_context(PngRows(partial["overlay"], width, height, name=paths["overlay"])))
             finished = FinishedRows(width)
 
             def label_rows():
@@ -206,18 +216,20 @@ def write_segmentation(image, strips, out_dir, stem):
                     overlay.add(top, rows)
                     yield rows
 
-            tifffile.imwrite(partial["labels"], data=_tiles(label_rows(), width), shape=(height, width),
-                             dtype=np.int32, tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
+            with naming(paths["labels"]):  # tifffile's own writes (the others name their files)
+                tifffile.imwrite(partial["labels"], data=_tiles(label_rows(), width), shape=(height, width),
+                                 dtype=np.int32, tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
             if finished.top != height:
                 raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
             overlay.close()
             records.close()
+        for kind, path in partial.items():
+            with naming(paths[kind]):
+                path.replace(paths[kind])
     except BaseException:
         for path in partial.values():
             path.unlink(missing_ok=True)
         raise
-    for kind, path in partial.items():
-        path.replace(paths[kind])
     return paths, records.count
 
 

@@ -6,6 +6,8 @@ import zlib
 
 import numpy as np
 
+from nuclei_tf.inference.files import NamedFile, Writer
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UP_FILTER = 2
 IDAT_BYTES = 1 << 20
@@ -15,16 +17,17 @@ def _chunk(kind, data):
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-class PngRows:
-    """``with PngRows(path, width, height) as png: png.write(rows)`` for (n, width, 3) uint8 blocks."""
+class PngRows(Writer):
+    """``with PngRows(path, width, height) as png: png.write(rows)`` for (n, width, 3) uint8 blocks;
+    ``name``: the file's name in errors (default ``path``)."""
 
-    def __init__(self, path, width, height, level=6):
+    def __init__(self, path, width, height, level=6, name=None):
         self.path, self.width, self.height = path, width, height
         self.rows = 0
         self._previous = np.zeros((1, width * 3), np.uint8)
         self._compress = zlib.compressobj(level)
         self._pending = []
-        self._file = open(path, "wb")
+        self._file = NamedFile(path, "wb", name=name)  # a full disk's error names the file
         self._file.write(SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
 
     def write(self, rows):
@@ -61,11 +64,5 @@ class PngRows:
         finally:
             self._file.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        if kind is None:
-            self.close()
-        else:
-            self._file.close()
+    def abandon(self):
+        self._file.abandon()

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_tf.inference.outputs import FinishedRows, OverlayRows, geojson_feature, polygons
+from nuclei_tf.inference.files import NamedFile, naming
+from nuclei_tf.inference.outputs import (SLIDE_SUFFIXES, SUFFIXES, FinishedRows, OverlayRows, geojson_feature, output_paths,
+                                         polygons)
 from nuclei_tf.inference.png import PngRows
 from nuclei_tf.inference.predict import prediction_boxes, probability_rows
 from nuclei_tf.inference.pyramid import write_label_pyramid
@@ -145,6 +147,7 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
     out_dir.mkdir(parents=True, exist_ok=True)
     width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
     overlay = width0 * height0 <= OVERLAY_MAX_PIXELS if overlay is None else overlay
+    output_paths(out_dir, stem, SLIDE_SUFFIXES)  # no output name is a folder, before any work
     run = SlideRun(slide, view, bundle, tissue, overlay)
     thumbnail = slide.thumbnail(THUMBNAIL)
     tissue_map = None
@@ -153,10 +156,7 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
         save_tissue_png(mask, out_dir / f"{stem}.tissue.png", thumbnail)
         tissue_map = TissueMap(mask, slide.dimensions[0] / mask.shape[1])
     source = SlideSource(view, tissue_map, thumbnail)
-    paths = {kind: out_dir / f"{stem}{suffix}" for kind, suffix in
-             (("labels", ".labels.tif"), ("geojson", ".geojson"), ("csv", ".csv"), ("overlay", ".overlay.png"))}
-    if not overlay:
-        paths.pop("overlay")
+    paths = output_paths(out_dir, stem, {k: v for k, v in SUFFIXES.items() if overlay or k != "overlay"})
     partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
     parts = StripParts(out_dir / f"{stem}.parts", run.fingerprint(model_path))
     _report_plan(source, bundle, view, slide, parts, echo)
@@ -169,7 +169,8 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
     finished.top, band = parts.band()
     if band is not None:
         finished.band = band
-    with open(partial["csv"], "a", newline="") as table, open(partial["geojson"], "a") as features:
+    with NamedFile(partial["csv"], "a", name=paths["csv"], newline="") as table, \
+            NamedFile(partial["geojson"], "a", name=paths["geojson"]) as features:
         records = SlideRecords(run, table, features, stem, state.get("nuclei", 0))
         if not state.get("complete"):
             resume = state.get("resume")
@@ -179,9 +180,10 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
                 top, rows = finished.add(strip)
                 table.flush()
                 features.flush()
-                parts.save(top, rows, finished.top, finished.band, {
-                    "resume": strip.resume, "nuclei": records.count, "row": strip.final, "rows": height,
-                    "csv_bytes": table.tell(), "geojson_bytes": features.tell(), "complete": strip.final >= height})
+                with naming(parts.folder):
+                    parts.save(top, rows, finished.top, finished.band, {
+                        "resume": strip.resume, "nuclei": records.count, "row": strip.final, "rows": height,
+                        "csv_bytes": table.tell(), "geojson_bytes": features.tell(), "complete": strip.final >= height})
         if finished.top != height:
             raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
         records.close()
@@ -215,10 +217,11 @@ def _write_labels(parts, view, slide, partial, overlay):
     with ExitStack() as stack:
         drawer = None
         if overlay:
-            png = stack.enter_context(PngRows(partial["overlay"], width0, height0))
+            png = stack.enter_context(PngRows(partial["overlay"], width0, height0, name=partial["overlay"].with_suffix("")))
             drawer = OverlayRows(Level0Image(slide, view.origin, width0), png)
             blocks = _drawn(blocks, drawer)
-        write_label_pyramid(partial["labels"], blocks, height0, width0, mpp=view.slide_mpp)
+        with naming(partial["labels"].with_suffix("")):  # the pyramid writer and its spools; named without .partial
+            write_label_pyramid(partial["labels"], blocks, height0, width0, mpp=view.slide_mpp)
         if drawer is not None:
             drawer.close()
 
