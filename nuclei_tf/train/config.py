@@ -60,9 +60,10 @@ def load_config(path=None, overrides=None):
     config = copy.deepcopy(DEFAULTS)
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            loaded = yaml.safe_load(Path(path).read_text())
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ValueError(f"{path}: not a valid YAML file ({exc})") from None
+        loaded = {} if loaded is None else loaded  # an empty file (an empty list or string is refused below)
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: an experiment YAML is a mapping of sections ({', '.join(sorted(SECTIONS))}); "
                              f"got {type(loaded).__name__}")
