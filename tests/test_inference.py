@@ -421,7 +421,7 @@ def test_the_settings_checked_are_the_settings_a_bundle_has():
     from nuclei_tf.inference.folder_config import (CHECKS, FORMAT1_DEFAULTS, FORMAT1_POSTPROCESS, POSTPROCESS_CHECKS,
                                                     POSTPROCESS_SETTINGS, SETTINGS)
 
-    bundle_fields = [f.name for f in fields(ModelBundle) if f.name not in ("model", "postprocess", "info", "_compiled")]
+    bundle_fields = [f.name for f in fields(ModelBundle) if f.name not in ("model", "postprocess", "info", "_compiled", "traces")]
     assert list(SETTINGS) == bundle_fields and set(CHECKS) == set(SETTINGS) == set(FORMAT1_DEFAULTS)
     assert set(POSTPROCESS_CHECKS) == set(POSTPROCESS_SETTINGS) == set(FORMAT1_POSTPROCESS)
 
@@ -587,3 +587,28 @@ def test_shipped_model_folders_are_current_format_and_complete():
 
     for name in shipped_models():
         assert read_folder_config(resolve_model(name) / "config.json")["format"] == FORMAT, name
+
+
+def test_images_of_five_sizes_in_one_predict_trace_the_model_once(tmp_path, monkeypatch):
+    import nuclei_tf.inference as inference
+    from nuclei_tf.cli.predict import run_prediction
+
+    folder = save_bundle(ModelBundle(build_model("unet_plus", base_filters=4, depth=3), tile=64, margin=16,
+                                     postprocess=PostProcess(split="watershed")), tmp_path / "model")
+    loaded, shapes = [], set()
+
+    def load(*args, **kwargs):
+        bundle = load_bundle(*args, **kwargs)
+        probabilities = bundle.probabilities
+        bundle.probabilities = lambda tiles: shapes.add(tiles.shape) or probabilities(tiles)
+        loaded.append(bundle)
+        return bundle
+
+    monkeypatch.setattr(inference, "load_bundle", load)
+    images = []
+    for i, shape in enumerate([(40, 40), (100, 300), (211, 90), (64, 64), (150, 129)]):
+        images.append(tmp_path / f"im{i}.png")
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (*shape, 3), dtype=np.uint8)).save(images[-1])
+    written = run_prediction(images, tmp_path / "out", folder)
+    assert len(written) == 5 and len({shape[1:3] for shape in shapes}) >= 5 and len({s[0] for s in shapes}) >= 2
+    assert loaded[0].traces == 1, f"{len(shapes)} batch shapes, {loaded[0].traces} traces"
