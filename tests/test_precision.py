@@ -78,10 +78,27 @@ def test_bfloat16_is_refused_without_the_hardware(model, no_bf16):
         with_precision(model, "float16")
 
 
+def test_a_model_loaded_at_bfloat16_is_built_once_and_matches_the_rebuilt_one(model, tmp_path, monkeypatch):
+    from nuclei_tf.inference.precision import computes_at
+
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    folder = save_bundle(ModelBundle(model, tile=32, precision="bfloat16"), tmp_path / "m")
+    loaded = load_bundle(folder)
+    assert computes_at(loaded.model) == {"mixed_bfloat16"} and with_precision(loaded.model, "bfloat16") is loaded.model
+    assert computes_at(load_bundle(folder, precision="float32").model) == {"float32"}
+    tiles = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.probabilities(tiles), ModelBundle(model, tile=32, precision="bfloat16").probabilities(tiles))
+    assert computes_at(load_bundle(save_bundle(loaded, tmp_path / "again")).model) == {"mixed_bfloat16"}
+    assert computes_at(load_bundle(tmp_path / "again", precision="float32").model) == {"float32"}  # saved as float32
+
+
 def test_the_folder_records_its_precision_and_refuses_unknown_ones(model, tmp_path):
     save_bundle(ModelBundle(model, tile=32, precision="bfloat16"), tmp_path / "m")
-    assert load_bundle(tmp_path / "m").precision == "bfloat16"
     config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["precision"] == "bfloat16"
+    with pytest.raises(ValueError, match="AVX512-BF16 or AMX"):  # this (simulated) CPU has neither: refused at load
+        load_bundle(tmp_path / "m")
+    assert load_bundle(tmp_path / "m", precision="float32").precision == "float32"
     (tmp_path / "m" / "config.json").write_text(json.dumps({**config, "precision": "int8"}))
     with pytest.raises(Exception, match="precision"):
         load_bundle(tmp_path / "m")

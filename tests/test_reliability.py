@@ -59,7 +59,7 @@ def test_unreadable_inputs_are_found_before_the_model_runs(tmp_path, image, monk
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     import nuclei_tf.inference.bundle as bundle
 
-    monkeypatch.setattr(bundle, "load_model", lambda path: pytest.fail("the model must not be loaded"))
+    monkeypatch.setattr(bundle, "load_at_precision", lambda *args: pytest.fail("the model must not be loaded"))
     one_line_error(invoke("predict", image, tmp_path / "bad.png", "--out", tmp_path / "out"), "bad.png: ")
     assert not list((tmp_path / "out").glob("a.*"))
 
@@ -266,7 +266,7 @@ def test_an_output_name_that_is_a_folder_is_refused_before_any_work(tmp_path, im
     import nuclei_tf.inference.bundle as bundle
 
     (tmp_path / "out" / "a.csv").mkdir(parents=True)
-    monkeypatch.setattr(bundle, "load_model", lambda path: pytest.fail("the model must not be loaded"))
+    monkeypatch.setattr(bundle, "load_at_precision", lambda *args: pytest.fail("the model must not be loaded"))
     one_line_error(invoke("predict", image, "--out", tmp_path / "out"), "out/a.csv: exists and is not a file")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]
 

@@ -63,9 +63,8 @@ def evaluate(predictions, baseline, model_path, save_predictions, tta, precision
     else:
         from nuclei_tf.inference import load_bundle
 
-        bundle = load_bundle(model_path)
+        bundle = load_bundle(model_path, precision=precision)
         bundle.tta = bundle.tta or tta
-        bundle.precision = precision or bundle.precision
         extras = [name for name, on in (("TTA", bundle.tta), (bundle.runs_at, bundle.runs_at != "float32")) if on]
         predictor, method = model_predictor(bundle), f"model {model_path}{' with ' + ' and '.join(extras) if extras else ''}"
     _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)

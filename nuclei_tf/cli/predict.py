@@ -34,9 +34,8 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
         output_paths(out_dir, Path(path).stem, SLIDE_SUFFIXES)
         with open_slide(path) as slide:
             check_size(slide)
-    bundle = load_bundle(model_path)
+    bundle = load_bundle(model_path, precision=precision)
     bundle.tta = bundle.tta or tta
-    bundle.precision = precision or bundle.precision
     written = {}
     for path in images:
         with open_slide(path) as slide:
@@ -177,7 +176,7 @@ def export(model_path, out_dir, version):
     from nuclei_tf.inference import load_bundle
     from nuclei_tf.inference.export import export_saved_model
 
-    bundle = load_bundle(model_path)
+    bundle = load_bundle(model_path, precision="float32")  # the SavedModel computes in float32
     writable_folder(out_dir)  # a read-only or immutable folder: one line, before the SavedModel is traced
     target = export_saved_model(bundle.model, out_dir, version)
     click.echo(f"SavedModel written to {target} (signature serving_default: uint8 images -> probabilities)")
