@@ -159,12 +159,17 @@ PIXELS_PER_TILE = 256 * 256
 
 def margin_windows(length, tile, margin):
     """``(core_start, core_stop, window_start, window_stop)`` along one axis of ``length`` px (a
-    multiple of the model's input multiple): cores of ``tile - 2 margin`` px tile [0, length);
-    each window adds up to ``margin`` px of context on both sides, clipped at the edges, where
-    the whole-image call has no context either."""
-    core = tile - 2 * margin
-    return [(start, min(start + core, length), max(start - margin, 0), min(start + core + margin, length))
-            for start in range(0, length, core)]
+    multiple of the model's input multiple): windows of at most ``tile`` px whose cores tile
+    [0, length). A core keeps ``margin`` px of context on each side that is not the image edge,
+    where the whole-image call has no context either: so the first window runs flush to the edge
+    (core ``tile - margin``), the last is clipped at the other, and an axis of at most ``tile``
+    px is one window."""
+    cores = [0]
+    while length - cores[-1] > (tile if cores[-1] == 0 else tile - margin):  # the rest does not fit the last window
+        cores.append(cores[-1] + tile - margin * (1 if cores[-1] == 0 else 2))
+    cores.append(length)
+    return [(start, stop, max(start - margin, 0), min(stop + margin, length) if start else min(tile, length))
+            for start, stop in zip(cores[:-1], cores[1:])]
 
 
 def margin_rows(bundle, source, batch_size=8, progress=False, start_row=0):
