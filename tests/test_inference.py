@@ -18,6 +18,7 @@ from nuclei_tf.data.errors import DataError
 from nuclei_tf.inference import ModelBundle, load_bundle, predict_probability, save_bundle, segment
 from nuclei_tf.inference.outputs import nucleus_table, write_outputs, write_segmentation
 from nuclei_tf.inference.predict import segment_strips
+from nuclei_tf.inference.tile_budget import activation_bytes_per_pixel, margin_tile
 from nuclei_tf.postprocess.strips import InstanceStrip
 from nuclei_tf.models import build_model
 from nuclei_tf.postprocess import PostProcess, probability_to_instances
@@ -564,7 +565,30 @@ def test_the_shipped_model_discards_at_least_its_measured_receptive_field(synthe
                                       "--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc), "--out", str(tmp_path / "f")])
     assert result.exit_code == 0, result.output
     calibrated = load_bundle(tmp_path / "f")
-    assert calibrated.margin == inference_margin(model) and calibrated.tile == 512
+    measured = calibrated.info["calibration"]["tile"]
+    assert measured["memory_mib"] == 320 and measured["precision"] == "float32" and 10 < measured["bytes_per_pixel"] < 1000
+    assert calibrated.margin == inference_margin(model)
+    assert calibrated.tile == margin_tile(measured["bytes_per_pixel"], calibrated.margin, 4, 320) > 512
+    assert f"margin tiles of {calibrated.tile} px" in result.output
+
+
+def test_the_margin_tile_is_the_largest_that_fits_the_memory_budget():
+    assert margin_tile(346, 64, 32, 512) == 1216  # sqrt(512 MiB / 346 B) = 1245.6 px, down to a multiple of 32
+    assert margin_tile(570, 64, 32, 512) == 960  # 970.5
+    assert margin_tile(346, 64, 32, 2048) == 2464  # 2491.2
+    with pytest.raises(ValueError, match="a 16 MiB budget allows 192 px tiles at 346 B/px, not more than twice the 128 px"):
+        margin_tile(346, 128, 32, 16)
+
+
+def test_activation_memory_is_measured_in_a_child_process(tmp_path):
+    model = build_model("unet_plus", base_filters=4, depth=3)
+    model.save(tmp_path / "m.keras")
+    small = activation_bytes_per_pixel(tmp_path / "m.keras", "float32")
+    build_model("unet_plus", base_filters=16, depth=3).save(tmp_path / "wide.keras")
+    assert 0 < small < activation_bytes_per_pixel(tmp_path / "wide.keras", "float32")  # 4x the filters, more memory
+    (tmp_path / "bad.keras").write_bytes(b"not a model")
+    with pytest.raises(RuntimeError, match="bad.keras: measuring the model's activation memory failed"):
+        activation_bytes_per_pixel(tmp_path / "bad.keras", "float32")
 
 
 def test_nucleus_polygons_are_valid_even_through_a_one_pixel_neck():

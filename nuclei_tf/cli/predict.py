@@ -72,11 +72,6 @@ def refuse_shared_stems(images):
         seen[stem] = path
 
 
-#: tile size of the margin scheme (``calibrate --tiling margin``), from the memory bar of a 40,000 px
-#: slide (< 2 GB for the whole process; 1024 px tiles took 2.3 GB): with U-Net+'s 64 px margin,
-#: 1.8x model pixels per image pixel, against 4x for 256 px tiles blended at 50% overlap
-MARGIN_TILE = 512
-
 #: smallest image side predicted: a nucleus is about 15-60 px across at the models' 0.25 um/px
 MIN_SIDE = 16
 
@@ -218,8 +213,11 @@ def _metrics(ctx, param, value):
                    "search and each written to OUT/<metric>/.")
 @click.option("--overlap", type=float, default=0.5, show_default=True, help="Tile overlap at inference (Lagree: 50%).")
 @click.option("--tiling", type=click.Choice(["blend", "margin"]), default="blend", show_default=True,
-              help="blend: training-size tiles, --overlap, blended; margin: 512 px tiles whose measured receptive-field "
-                   "margin is discarded (each pixel computed once, equal to the untiled model).")
+              help="blend: training-size tiles, --overlap, blended; margin: tiles as large as --tile-memory allows, whose "
+                   "measured receptive-field margin is discarded (each pixel computed once, equal to the untiled model).")
+@click.option("--tile-memory", type=click.IntRange(min=16), default=320, show_default=True,
+              help="--tiling margin: MiB of model activations one tile may take (measured on the model at the "
+                   "precision it runs at here); sets the tile size.")
 @click.option("--min-sizes", callback=_sizes, help="Also choose the smallest nucleus kept among these sizes "
               "(px at the model's resolution, comma-separated, e.g. 10,40,80,120,160); default: 10 only.")
 @click.option("--min-marker-sizes", callback=_sizes, help="Three-class models: also choose the smallest marker "
@@ -231,8 +229,8 @@ def _metrics(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, tiling, min_sizes, min_marker_sizes,
-              stain_gain_limit, out_dir, tta):
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, tiling, tile_memory, min_sizes,
+              min_marker_sizes, stain_gain_limit, out_dir, tta):
     """Choose threshold and watershed splitting (three-class models: threshold, marker threshold and
     whether a nucleus needs a marker) on the validation split; write a model folder (one per metric)."""
     import yaml
@@ -255,12 +253,21 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, 
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
     bundle = ModelBundle(model, stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol), tta=tta)
+    calibration = {}
     if tiling == "margin":
-        from nuclei_tf.models.receptive_field import inference_margin
+        from nuclei_tf.inference.precision import runnable_precision
+        from nuclei_tf.inference.tile_budget import activation_bytes_per_pixel, margin_tile
+        from nuclei_tf.models.receptive_field import inference_margin, input_multiple
 
-        bundle.margin, bundle.tile = inference_margin(bundle.model), MARGIN_TILE
+        runs_at = runnable_precision(bundle.precision)
+        per_pixel = activation_bytes_per_pixel(model_path, runs_at)
+        bundle.margin = inference_margin(bundle.model)
+        bundle.tile = margin_tile(per_pixel, bundle.margin, input_multiple(bundle.model), tile_memory)
+        calibration["tile"] = {"memory_mib": tile_memory, "bytes_per_pixel": round(per_pixel, 1), "precision": runs_at}
+        click.echo(f"margin tiles of {bundle.tile} px ({per_pixel:.0f} B/px of activations at {runs_at}, "
+                   f"{tile_memory} MiB budget), {bundle.margin} px margin")
     splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
-    validation, calibration = splits["val"], {}
+    validation = splits["val"]
     if stain_gain_limit and bundle.stain.startswith("macenko"):
         bundle.stain_max_gain = gain_limit(bundle, splits["train"])
         calibration["stain_max_gain"] = {"split": "train", "images": len(splits["train"])}
