@@ -22,11 +22,12 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     bounded memory); returns the output paths per image. Whole slides (and any image given
     ``mpp`` or ``roi``, or recording a resolution other than the model's) go through
     :func:`~nuclei_tf.inference.wsi.predict_slide` at the model's resolution."""
-    from nuclei_tf.data.errors import DataError
+    from tqdm import tqdm
+
     from nuclei_tf.data.slide import open_slide
     from nuclei_tf.inference import load_bundle
-    from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, output_paths, write_segmentation
-    from nuclei_tf.inference.predict import segment_strips
+    from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, output_paths
+    from nuclei_tf.inference.sources import read_ahead
 
     refuse_shared_stems(images)
     writable_folder(out_dir)
@@ -36,29 +37,47 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
             check_size(slide)
     bundle = load_bundle(model_path, precision=precision)
     bundle.tta = bundle.tta or tta
-    written = {}
-    for path in images:
+
+    def plain_pixels(path):
+        """The pixels of a plain image (read in the background, one image ahead); None for a slide."""
         with open_slide(path) as slide:
-            if needs_slide_path(slide, bundle, mpp, roi):
-                written[path], count = predict_slide_cli(bundle, slide, Path(path), out_dir, model_path, batch_size, mpp, roi,
-                                                         tissue, overlay)
-                click.echo(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
-                continue
-            image = slide.read_region(0, 0, 0, *slide.dimensions)
-        large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
-        strips = segment_strips(bundle, image, batch_size=batch_size, progress=large)
-        try:
-            written[path], count = write_segmentation(image, strips, Path(out_dir), Path(path).stem)
-        except DataError:
-            raise
-        except ValueError as exc:  # e.g. a model that outputs NaN: name the image
-            raise DataError(path, str(exc)) from None
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: write_segmentation left no partial file
-            done = ", ".join(str(p) for p in written) or "none"
-            click.echo(f"\ninterrupted while predicting {path}: its outputs were not written (finished: {done})", err=True)
-            sys.exit(130)
-        click.echo(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
+            return None if needs_slide_path(slide, bundle, mpp, roi) else slide.read_region(0, 0, 0, *slide.dimensions)
+
+    written, nuclei = {}, 0
+    with tqdm(total=len(images), desc="images", unit="image", disable=len(images) < 2) as bar:
+        say = bar.write if len(images) > 1 else click.echo
+        for path, image in read_ahead(images, plain_pixels):
+            if image is None:
+                with open_slide(path) as slide:
+                    written[path], count = predict_slide_cli(bundle, slide, Path(path), out_dir, model_path, batch_size,
+                                                             mpp, roi, tissue, overlay)
+            else:
+                written[path], count = _segment_image(bundle, image, path, out_dir, batch_size, written)
+            nuclei += count
+            say(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
+            bar.set_postfix(nuclei=nuclei, refresh=False)
+            bar.update()
     return written
+
+
+def _segment_image(bundle, image, path, out_dir, batch_size, written):
+    """One plain image's outputs; ``(paths, nuclei)``."""
+    from nuclei_tf.data.errors import DataError
+    from nuclei_tf.inference.outputs import write_segmentation
+    from nuclei_tf.inference.predict import segment_strips
+
+    large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
+    strips = segment_strips(bundle, image, batch_size=batch_size, progress=large)
+    try:
+        return write_segmentation(image, strips, Path(out_dir), Path(path).stem)
+    except DataError:
+        raise
+    except ValueError as exc:  # e.g. a model that outputs NaN: name the image
+        raise DataError(path, str(exc)) from None
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: write_segmentation left no partial file
+        done = ", ".join(str(p) for p in written) or "none"
+        click.echo(f"\ninterrupted while predicting {path}: its outputs were not written (finished: {done})", err=True)
+        sys.exit(130)
 
 
 def refuse_shared_stems(images):
@@ -133,7 +152,9 @@ def parse_roi(ctx, param, value):
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("images", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--from-list", "list_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A text file of inputs, one path a line (# comments; relative to the file's folder).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 @model_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per model call.")
@@ -144,12 +165,18 @@ def parse_roi(ctx, param, value):
 @tta_option
 @precision_option
 @data_errors_as_usage
-def predict(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta, precision):
-    """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...): <stem>.labels.tif,
-    .geojson (QuPath detections), .csv, .overlay.png; a stopped slide run continues when run again."""
+def predict(images, list_file, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta, precision):
+    """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...), or in every such
+    file under a folder (recursive): <stem>.labels.tif, .geojson (QuPath detections), .csv,
+    .overlay.png; a stopped slide run continues when run again."""
+    from nuclei_tf.data.inputs import expand_inputs
+
     if mpp is not None and not 0.05 <= mpp <= 20:
         raise click.BadParameter(f"{mpp} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")
-    run_prediction(images, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta, precision)
+    if not images and list_file is None:
+        raise click.UsageError("give IMAGES (files or folders) or --from-list FILE")
+    run_prediction(expand_inputs(images, list_file), out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta,
+                   precision)
 
 
 @click.command()

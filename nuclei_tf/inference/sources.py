@@ -83,3 +83,21 @@ def tile_rows(source, rows, normalise=lambda t: t, prefetch=True):
             tiles = [pending.result()]  # held in a list that the yield empties: while suspended here,
             pending = pool.submit(read_row, rows[index + 1][1]) if index + 1 < len(rows) else None
             yield key, tiles.pop()  # this generator keeps no reference to the row the consumer has
+
+
+def read_ahead(items, read):
+    """Yield ``(item, read(item))`` in order, the next item read in a background thread while the
+    caller works on this one (a folder of images decodes while the model runs); an error of
+    ``read`` surfaces at its item."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-reader") as pool:
+        pending = pool.submit(read, items[0]) if items else None
+        for index, item in enumerate(items):
+            current = pending
+            pending = pool.submit(read, items[index + 1]) if index + 1 < len(items) else None
+            try:
+                yield item, current.result()
+            except BaseException:
+                if pending is not None:
+                    pending.cancel()
+                raise
