@@ -197,6 +197,7 @@ def main():
     parser.add_argument("--model", default=None, help="model folder or shipped name (default: the shipped model)")
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--full-array", action="store_true", help="also run the non-streamed path")
+    parser.add_argument("--no-blend", action="store_true", help="leave out the 256 px blend case")
     parser.add_argument("--breakdown-child", nargs=2, metavar=("SLIDE", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--full-array-child", nargs=2, metavar=("SLIDE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -212,7 +213,7 @@ def main():
         for size in (int(s) for s in args.sizes.split(",")):
             slide = Path(tmp) / f"image{size}.tif"
             make_slide(size, slide)
-            cases = [("model", precision) for precision in args.precisions.split(",")] + [("blend256", "float32")]
+            cases = [("model", precision) for precision in args.precisions.split(",")] + [("blend256", "float32")] * (not args.no_blend)
             for scheme, precision in cases:
                 folder = scheme_folder(args.model, scheme, tmp)
                 command = [sys.executable, __file__, "--breakdown-child", str(slide), f"{tmp}/{scheme}{precision}{size}",

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from nuclei_tf import __version__
@@ -116,3 +117,13 @@ def test_starting_tensorflow_does_not_import_jax():
                          env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     device, jax_imported = out.stdout.splitlines()
     assert device.startswith("TensorFlow ") and jax_imported == "False"
+
+
+@pytest.mark.parametrize("args, code, expected", [(["--version"], 0, "nuclei-tf, version"),
+                                                  (["predict", "--bogus"], 2, "No such option '--bogus'"),
+                                                  (["export", "missing_model", "--out", "x"], 1, "missing_model: no such model")])
+def test_the_console_entry_ends_the_process_with_the_command_s_exit_code_and_output(args, code, expected, tmp_path):
+    """main() skips Python's finalisation (TensorFlow's teardown) after flushing: nothing printed is lost."""
+    out = subprocess.run([sys.executable, "-c", "from nuclei_tf.cli.main import main; main()", *args], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == code and expected in out.stdout + out.stderr, out.stdout + out.stderr

@@ -4,6 +4,8 @@ Importing TensorFlow takes seconds, so each sub-command lives in its own module 
 is imported only when it is invoked; `nuclei-tf --help` stays instant.
 """
 import importlib
+import logging
+import os
 import signal
 import sys
 import threading
@@ -76,6 +78,25 @@ def cli(ctx, verbose):
     if ctx.invoked_subcommand in TENSORFLOW_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
         tune_allocator()  # before TensorFlow starts its threads
         click.echo(start_tensorflow(verbose), err=True)
+
+
+def main():
+    """The console entry point: the command, then the end of the process without Python's
+    finalisation once every stream is flushed (TensorFlow's teardown took 0.75 s of each run;
+    outputs are complete and closed before a command returns)."""
+    try:
+        cli()
+        code = 0
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _terminate(signum, frame):
