@@ -69,9 +69,9 @@ def timed(self, tiles):
         print(f"FIRST_TILE {time.time() - started:.3f}", file=sys.stderr, flush=True)
     return original(self, tiles)
 bundle.ModelBundle.probabilities = timed
-from nuclei_tf.cli.main import cli
+import nuclei_tf.cli.main as entry
 sys.argv = ["nuclei-tf"] + sys.argv[2:]
-cli()
+getattr(entry, "main", entry.cli)()  # the console entry point of that side's code
 """
 
 IMPORTS = ("import nuclei_tf.cli.main, nuclei_tf.cli.predict, nuclei_tf.inference, nuclei_tf.inference.predict, "
@@ -123,17 +123,17 @@ def fresh_predict(root, model, inputs, out):
     return wall, first
 
 
-def import_costs(root, top=8):
-    """The ``top`` cumulative import times (s) of what predict imports, from ``-X importtime``."""
+def import_costs(root, top=6):
+    """``(total, [(seconds, package), ...])``: the import time of what predict imports before its
+    first tile, and its ``top`` top-level packages by cumulative time (``-X importtime``)."""
     result = run(root, ["-X", "importtime", "-c", IMPORTS])
     rows = []
     for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             _, cumulative, name = (part.strip() for part in line[len("import time:"):].split("|"))
-            if cumulative.isdigit():
+            if cumulative.isdigit() and "." not in name:
                 rows.append((int(cumulative) / 1e6, name))
-    total = max(rows)[0] if rows else 0.0
-    return total, sorted(rows, reverse=True)[:top]
+    return sum(seconds for seconds, _ in rows), sorted(rows, reverse=True)[:top]
 
 
 def measure(label, root, model, image, tiles, tile_dir, repeats, reads_folders):
