@@ -125,15 +125,20 @@ def fresh_predict(root, model, inputs, out):
 
 def import_costs(root, top=6):
     """``(total, [(seconds, package), ...])``: the import time of what predict imports before its
-    first tile, and its ``top`` top-level packages by cumulative time (``-X importtime``)."""
+    first tile (its outermost imports), and the ``top`` top-level packages by cumulative time
+    wherever they were first imported (``-X importtime``)."""
     result = run(root, ["-X", "importtime", "-c", IMPORTS])
-    rows = []
+    total, packages = 0.0, {}
     for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            _, cumulative, name = (part.strip() for part in line[len("import time:"):].split("|"))
-            if cumulative.isdigit() and "." not in name:
-                rows.append((int(cumulative) / 1e6, name))
-    return sum(seconds for seconds, _ in rows), sorted(rows, reverse=True)[:top]
+            _, cumulative, name = line[len("import time:"):].split("|")
+            if not cumulative.strip().isdigit():
+                continue
+            seconds = int(cumulative) / 1e6
+            total += seconds if not name[1:].startswith(" ") else 0.0  # outermost imports only
+            if "." not in name.strip():
+                packages[name.strip()] = max(seconds, packages.get(name.strip(), 0.0))
+    return total, sorted(((s, n) for n, s in packages.items()), reverse=True)[:top]
 
 
 def measure(label, root, model, image, tiles, tile_dir, repeats, reads_folders):
