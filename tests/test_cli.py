@@ -18,8 +18,9 @@ def test_help_lists_every_command_without_importing_them():
         assert name in result.output
 
 
-def test_version():
-    assert CliRunner().invoke(cli, ["--version"]).output.strip() == f"nuclei-tf, version {__version__}"
+def test_version_names_the_package_and_the_device():
+    version, device = CliRunner().invoke(cli, ["--version"]).output.strip().splitlines()
+    assert version == f"nuclei-tf, version {__version__}" and device.startswith("TensorFlow 2.21.0 on ")
 
 
 def test_console_script_is_installed():

@@ -38,3 +38,14 @@ def test_a_wheel_carries_the_shipped_model_and_sample(tmp_path):
     assert {"nuclei_tf/weights/unet_plus_b16/model.keras", "nuclei_tf/weights/unet_plus_b16/config.json",
             "nuclei_tf/data/sample/breast_sample.png"} <= set(names)
     assert not any(name.startswith(("weights/", "tests/", "benchmarks/")) for name in names)
+
+
+def test_the_gpu_extra_pins_the_tensorflow_the_package_requires():
+    """``pip install -e ".[gpu]"``: TensorFlow with its CUDA wheels, at the version installed without it."""
+    import configparser
+    from pathlib import Path
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    pinned = next(line for line in setup["options"]["install_requires"].split("\n") if line.startswith("tensorflow=="))
+    assert setup["options.extras_require"]["gpu"].strip() == f'{pinned.replace("tensorflow", "tensorflow[and-cuda]")}; sys_platform == "linux"'

@@ -67,7 +67,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="nuclei-tf")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=lambda ctx, param, value: _version(ctx, value),
+              help="Show the version and the device TensorFlow computes on (a GPU after `pip install -e \".[gpu]\"`), and exit.")
 @click.option("--verbose", is_flag=True, help="Show TensorFlow's own start-up and log lines.")
 @click.pass_context
 def cli(ctx, verbose):
@@ -78,6 +79,15 @@ def cli(ctx, verbose):
     if ctx.invoked_subcommand in TENSORFLOW_COMMANDS and "--help" not in sys.argv and "-h" not in sys.argv:
         tune_allocator()  # before TensorFlow starts its threads
         click.echo(start_tensorflow(verbose), err=True)
+
+
+def _version(ctx, value):
+    """--version: the package version, then the device line (TensorFlow started to find it)."""
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(f"nuclei-tf, version {__version__}")
+    click.echo(start_tensorflow())
+    ctx.exit()
 
 
 def main():
