@@ -6,7 +6,7 @@ from PIL import Image
 
 from nuclei_tf.cli.main import cli
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.data.inputs import expand_inputs, folder_inputs, list_inputs
+from nuclei_tf.inference.inputs import expand_inputs, folder_inputs, list_inputs
 from nuclei_tf.inference import ModelBundle, save_bundle
 from nuclei_tf.models import build_model
 

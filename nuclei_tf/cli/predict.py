@@ -169,7 +169,7 @@ def predict(images, list_file, out_dir, model_path, batch_size, mpp, roi, tissue
     """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...), or in every such
     file under a folder (recursive): <stem>.labels.tif, .geojson (QuPath detections), .csv,
     .overlay.png; a stopped slide run continues when run again."""
-    from nuclei_tf.data.inputs import expand_inputs
+    from nuclei_tf.inference.inputs import expand_inputs
 
     if mpp is not None and not 0.05 <= mpp <= 20:
         raise click.BadParameter(f"{mpp} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")

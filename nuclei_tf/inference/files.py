@@ -73,10 +73,15 @@ class NamedFile(Writer):
             pass
 
 
+def partial_path(path):
+    """The temporary name an output is written under until it is complete: ``<name>.partial``."""
+    return path.with_name(path.name + ".partial")
+
+
 def check_final_names(paths):
     """Refuse any of ``paths`` (or its ``.partial``) that exists as something other than a file."""
     for path in map(Path, paths):
-        for candidate in (path, path.with_name(path.name + ".partial")):
+        for candidate in (path, partial_path(path)):
             if candidate.exists() and not candidate.is_file():
                 raise DataError(candidate, "exists and is not a file (a folder?); outputs are written under this name: "
                                            "remove it or choose another --out")

@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
-from nuclei_tf.inference.files import NamedFile, check_final_names, naming
+from nuclei_tf.inference.files import NamedFile, check_final_names, naming, partial_path
 from nuclei_tf.inference.png import PngRows
 from nuclei_tf.postprocess.strips import InstanceStrip
 
@@ -201,7 +201,7 @@ def write_segmentation(image, strips, out_dir, stem):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = output_paths(out_dir, stem)
-    partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
+    partial = {kind: partial_path(path) for kind, path in paths.items()}
     try:
         with ExitStack() as files:
             records = NucleusRecords(files.enter_context(NamedFile(partial["csv"], "w", name=paths["csv"], newline="")),

@@ -12,6 +12,11 @@ bfloat16 instructions (AVX512-BF16 or AMX, through oneDNN); elsewhere it would b
 and slower, so it is refused there rather than silently slowing a run down. Its effect on
 the published numbers (AJI, PQ, F1) and its speed are measured in the README.
 """
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+
 INFERENCE_PRECISIONS = ("auto", "float32", "bfloat16")
 #: CPU flags (``/proc/cpuinfo``) of the bfloat16 instructions oneDNN uses
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -118,11 +123,6 @@ def load_at_precision(model_file, precision="auto"):
     before the layers are made (loading at float32 and then :func:`with_precision` built the
     model twice, 0.45 s more at start-up), and its weights read from a copy on disk (h5py reads
     them there in 0.12 s, through the zip's stream in 0.3-0.6 s)."""
-    import json
-    import tempfile
-    import zipfile
-    from pathlib import Path
-
     import keras
 
     import nuclei_tf.models  # noqa: F401  (registers the custom layers)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from nuclei_tf.inference.files import partial_path
+
 LABEL_DTYPE = np.dtype("<i4")
 _INT32 = np.iinfo(np.int32)
 # compressions whose TIFF tile encoding is a plain zlib stream: spooled tiles pass through as is
@@ -217,7 +219,7 @@ def write_label_pyramid(path, row_blocks, height, width, mpp=None, tile=256, sma
         raise ValueError(f"mpp must be a positive number of micrometres per pixel, got {mpp}")
 
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
+    partial = partial_path(path)
     shapes = pyramid_shapes(height, width, smallest)
     passthrough = _is_zlib(compression)
     raw_bytes = sum(h * w for h, w in shapes) * LABEL_DTYPE.itemsize

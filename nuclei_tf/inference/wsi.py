@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei_tf.inference.files import NamedFile, naming
-from nuclei_tf.inference.outputs import (SLIDE_SUFFIXES, SUFFIXES, FinishedRows, OverlayRows, geojson_feature, output_paths,
-                                         polygons)
+from nuclei_tf.inference.files import NamedFile, naming, partial_path
+from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, FinishedRows, OverlayRows, geojson_feature, output_paths, polygons
 from nuclei_tf.inference.png import PngRows
 from nuclei_tf.inference.predict import prediction_boxes, probability_rows
 from nuclei_tf.inference.pyramid import write_label_pyramid
@@ -147,17 +146,18 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
     out_dir.mkdir(parents=True, exist_ok=True)
     width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
     overlay = width0 * height0 <= OVERLAY_MAX_PIXELS if overlay is None else overlay
-    output_paths(out_dir, stem, SLIDE_SUFFIXES)  # no output name is a folder, before any work
+    # the final names, none of them a folder, checked before any work
+    paths = output_paths(out_dir, stem, {k: v for k, v in SLIDE_SUFFIXES.items() if overlay or k != "overlay"})
+    tissue_png = paths.pop("tissue")
     run = SlideRun(slide, view, bundle, tissue, overlay)
     thumbnail = slide.thumbnail(THUMBNAIL)
     tissue_map = None
     if tissue:
         mask = tissue_mask(thumbnail)
-        save_tissue_png(mask, out_dir / f"{stem}.tissue.png", thumbnail)
+        save_tissue_png(mask, tissue_png, thumbnail)
         tissue_map = TissueMap(mask, slide.dimensions[0] / mask.shape[1])
     source = SlideSource(view, tissue_map, thumbnail)
-    paths = output_paths(out_dir, stem, {k: v for k, v in SUFFIXES.items() if overlay or k != "overlay"})
-    partial = {kind: path.with_name(path.name + ".partial") for kind, path in paths.items()}
+    partial = {kind: partial_path(path) for kind, path in paths.items()}
     parts = StripParts(out_dir / f"{stem}.parts", run.fingerprint(model_path))
     _report_plan(source, bundle, view, slide, parts, echo)
     height, width = view.shape
@@ -187,7 +187,7 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
         if finished.top != height:
             raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
         records.close()
-    _write_labels(parts, view, slide, partial, overlay)
+    _write_labels(parts, view, slide, partial, paths)
     for kind, path in partial.items():
         path.replace(paths[kind])
     parts.remove()
@@ -210,17 +210,17 @@ def _report_plan(source, bundle, view, slide, parts, echo):
              f"{progress['nuclei']} nuclei so far) from {parts.folder}")
 
 
-def _write_labels(parts, view, slide, partial, overlay):
+def _write_labels(parts, view, slide, partial, paths):
     """The level-0 label pyramid (and overlay) of the region, from the recorded strips."""
     width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
     blocks = level0_rows(parts.final_rows(), view)
     with ExitStack() as stack:
         drawer = None
-        if overlay:
-            png = stack.enter_context(PngRows(partial["overlay"], width0, height0, name=partial["overlay"].with_suffix("")))
+        if "overlay" in paths:
+            png = stack.enter_context(PngRows(partial["overlay"], width0, height0, name=paths["overlay"]))
             drawer = OverlayRows(Level0Image(slide, view.origin, width0), png)
             blocks = _drawn(blocks, drawer)
-        with naming(partial["labels"].with_suffix("")):  # the pyramid writer and its spools; named without .partial
+        with naming(paths["labels"]):  # the pyramid writer and its spools
             write_label_pyramid(partial["labels"], blocks, height0, width0, mpp=view.slide_mpp)
         if drawer is not None:
             drawer.close()

@@ -4,22 +4,23 @@ from pathlib import Path
 
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.data.io import IMAGE_SUFFIXES
+from nuclei_tf.inference.outputs import SLIDE_SUFFIXES
 
 #: whole-slide formats OpenSlide opens (besides the tiled TIFFs among IMAGE_SUFFIXES)
-SLIDE_SUFFIXES = {".svs", ".ndpi", ".vms", ".vmu", ".mrxs", ".scn", ".bif", ".svslide", ".dcm"}
+SLIDE_FORMATS = {".svs", ".ndpi", ".vms", ".vmu", ".mrxs", ".scn", ".bif", ".svslide", ".dcm"}
 #: names `predict` writes: a folder holding earlier results does not feed them back in
-OUTPUT_ENDINGS = (".labels.tif", ".overlay.png", ".tissue.png")
+OUTPUT_ENDINGS = tuple(SLIDE_SUFFIXES.values())
 
 
 def folder_inputs(folder):
     """Every image or slide file under ``folder`` (recursive, sorted; hidden files, predict's own
     outputs and unfinished slide runs' ``.parts`` folders left out); a folder without any is refused."""
     folder = Path(folder)
-    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | SLIDE_SUFFIXES
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | SLIDE_FORMATS
                    and not p.name.startswith(".") and not p.name.lower().endswith(OUTPUT_ENDINGS)
                    and not any(part.endswith(".parts") for part in p.relative_to(folder).parts[:-1]))
     if not found:
-        raise DataError(folder, f"holds no image or slide file ({', '.join(sorted(IMAGE_SUFFIXES | SLIDE_SUFFIXES))})")
+        raise DataError(folder, f"holds no image or slide file ({', '.join(sorted(IMAGE_SUFFIXES | SLIDE_FORMATS))})")
     return found
 
 
