@@ -227,14 +227,16 @@ def to_uint8(array, path, full_scale=None):
     if full_scale is not None and full_scale < 1:
         raise DataError(path, f"records a full-scale sample value of {full_scale} (MaxSampleValue); expected >= 1")
     top = np.iinfo(array.dtype).max
+    if array.dtype == np.uint8 and full_scale in (None, top):
+        return array  # the common case: no pass over the pixels
     peak = int(array.max(initial=0))
-    if full_scale is None and array.dtype == np.uint16 and peak < 2**15:
+    if full_scale is None and peak < 2**15:
         raise DataError(path, f"16-bit pixels reach only {peak} of 65535 (about {max(peak.bit_length(), 1)}-bit data) and "
                               "the bit depth is not recorded (no TIFF MaxSampleValue or BitsPerSample below 16): "
                               "scaled as 16-bit it would be nearly black. Convert it to 8-bit, or record the full "
                               "scale (e.g. MaxSampleValue 4095 for 12-bit data)")
     if full_scale is None or full_scale == top:
-        return array if array.dtype == np.uint8 else np.round(array / 257.0).astype(np.uint8)
+        return np.round(array / 257.0).astype(np.uint8)
     if peak > full_scale:
         raise DataError(path, f"pixel values reach {peak}, above the recorded full scale {full_scale}")
     return np.round(array * (255.0 / full_scale)).astype(np.uint8)
