@@ -61,6 +61,18 @@ def three_class_darkness_model():
     return model
 
 
+def darkness_model():
+    """A foreground model by darkness: a fixed 1x1 convolution + sigmoid, nucleus probability
+    near 1 where the mean RGB is below 0.5 and near 0 above."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    conv = keras.layers.Conv2D(1, 1, activation="sigmoid", name="probability")
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([np.full((1, 1, 3, 1), -20.0 / 3), np.array([10.0])])
+    return model
+
+
 def random_rgb(shape, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(*shape, 3), dtype=np.uint8)
 

@@ -1,6 +1,7 @@
 """Prediction on any image size in bounded memory, output files, model folders, TF Serving export."""
 import csv
 import json
+from dataclasses import replace
 import subprocess
 import sys
 import tracemalloc
@@ -25,7 +26,7 @@ from nuclei_tf.postprocess import PostProcess, probability_to_instances
 from nuclei_tf.postprocess.markers import nucleus_outputs, reduce_three_class
 from nuclei_tf.preprocess.tiling import extract_tiles, stitch
 
-from conftest import disk_instances, three_class_darkness_model
+from conftest import darkness_model, disk_instances, three_class_darkness_model
 
 
 def red_channel_model():
@@ -190,10 +191,10 @@ def test_calibrate_writes_a_model_folder_chosen_on_validation(synthetic_monuseg,
     assert calibration["split"] == "val" and calibration["images"] == 1 and bundle.tile == 32
     assert len(calibration["table"]) == 26 and bundle.postprocess.split in ("none", "watershed")
     assert "watershed@0.5" in calibration["table"] and bundle.postprocess.min_size == 10
-    for bad in ("ten", "10,-5", ""):
-        refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--min-sizes", bad, "--protocol", "kasturi2022",
+    for bad in ("ten", "10,-5", "", "nan"):
+        refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--min-area", bad, "--protocol", "kasturi2022",
                                            "--monuseg", str(synthetic_monuseg), "--out", str(tmp_path / "other")])
-        assert refused.exit_code == 2 and "whole pixel counts" in refused.output and not (tmp_path / "other").exists()
+        assert refused.exit_code == 2 and "is not an area in um^2" in refused.output and not (tmp_path / "other").exists()
     refused = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "best.keras"), "--min-marker-sizes", "10", "--protocol",
                                        "kasturi2022", "--monuseg", str(synthetic_monuseg), "--out", str(tmp_path / "other")])
     assert refused.exit_code == 2 and "no three-class head" in refused.output and not (tmp_path / "other").exists()
@@ -354,7 +355,8 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"min_marker_size": 2.5}, "'postprocess.min_marker_size' = 2.5 is not valid; expected an integer >= 0"),
     ("postprocess", {"split": "markers"}, "needs a three-class model"),
     ("stian", "macenko", "unknown key(s) 'stian' (did you mean 'stain'?)"),
-    ("format", 3, "'format' = 3 is not valid; this nuclei-tf reads formats 1-2; the folder was written by a newer"),
+    ("format", 4, "'format' = 4 is not valid; this nuclei-tf reads formats 1-3; the folder was written by a newer"),
+    ("postprocess", {"min_area_um2": 3.0}, "'postprocess.min_area_um2' needs the model's resolution ('mpp')"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):
     config = json.loads((tiny_bundle_dir / "config.json").read_text())
@@ -369,7 +371,7 @@ def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tm
 
 
 @pytest.mark.parametrize("missing", ["postprocess", "postprocess.threshold", "margin", "tta", "stain"])
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_a_model_folder_config_missing_a_setting_is_refused_naming_it(tiny_bundle_dir, tmp_path, missing, version):
     config = json.loads((tiny_bundle_dir / "config.json").read_text())
     if version == 1:
@@ -401,7 +403,7 @@ def test_upgrade_model_writes_out_what_format_1_readers_used(tiny_bundle_dir):
     path.write_text(json.dumps(old))  # a format-1 file as the first releases wrote it
     result = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
     assert result.exit_code == 0, result.output
-    assert "format 1 -> 2; filled in: stain_max_gain = null; clahe_tv = false; mpp = null; margin = 0; tta = false; " \
+    assert "format 1 -> 3; written out: stain_max_gain = null; clahe_tv = false; mpp = null; margin = 0; tta = false; " \
            'precision = "auto"; postprocess.marker_threshold = 0.5; postprocess.require_marker = false; ' \
            "postprocess.min_marker_size = 1" in result.output
     upgraded = json.loads(path.read_text())
@@ -410,10 +412,58 @@ def test_upgrade_model_writes_out_what_format_1_readers_used(tiny_bundle_dir):
     assert upgraded["postprocess"]["min_marker_size"] == FORMAT1_POSTPROCESS["min_marker_size"]
     assert load_bundle(tiny_bundle_dir).margin == 0
     again = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
-    assert again.exit_code == 0 and "already format 2" in again.output and json.loads(path.read_text()) == upgraded
+    assert again.exit_code == 0 and "already format 3" in again.output and json.loads(path.read_text()) == upgraded
     path.write_text(json.dumps({**old, "stian": "macenko"}))  # a misspelt key is not upgraded away
     refused = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
     assert refused.exit_code == 1 and "unknown key(s) 'stian'" in refused.output and "format" not in json.loads(path.read_text())
+
+
+def test_the_smallest_nucleus_is_stated_in_square_microns_and_older_pixel_folders_read_as_the_same_area(tiny_bundle_dir, tmp_path):
+    path = tiny_bundle_dir / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps({**config, "format": 2, "mpp": 0.2462, "postprocess": {**config["postprocess"], "min_size": 37}}))
+    old = load_bundle(tiny_bundle_dir)  # a format-2 folder: pixels at the model's resolution, shown in um^2
+    assert old.postprocess.min_size == 37 and old.min_area_um2 == round(37 * 0.2462**2, 6)
+    assert "smallest nucleus 2.24273 um^2 (37 px)" in old.postprocess_summary()
+    result = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
+    assert result.exit_code == 0 and "format 2 -> 3; written out: postprocess.min_area_um2 = 2.242734" in result.output, result.output
+    upgraded = json.loads(path.read_text())
+    assert upgraded["format"] == 3 and "min_size" not in upgraded["postprocess"]
+    assert load_bundle(tiny_bundle_dir).postprocess.min_size == 37  # the same nuclei as before the upgrade
+    for mpp in (0.05, 0.2462, 0.25, 0.5, 1.37):  # a saved folder turns its um^2 back into exactly its pixels
+        for pixels in (0, 1, 10, 37, 48, 1000):
+            bundle = replace(old, mpp=mpp, postprocess=replace(old.postprocess, min_size=pixels))
+            assert load_bundle(save_bundle(bundle, tmp_path / "again")).postprocess.min_size == pixels, (mpp, pixels)
+    old.mpp = 0.25
+    old.keep_nuclei_from(3)  # --min-area 3: the fewest whole pixels of at least 3 um^2
+    assert old.postprocess.min_size == 48
+    old.keep_nuclei_from(3.01)
+    assert old.postprocess.min_size == 49
+    path.write_text(json.dumps({**upgraded, "postprocess": {**upgraded["postprocess"], "min_size": 10}}))
+    with pytest.raises(DataError, match=r"unknown key\(s\) 'postprocess.min_size'"):
+        load_bundle(tiny_bundle_dir)  # format 3 with a resolution states um^2, never both
+
+
+def test_predict_min_area_drops_the_smaller_nuclei_and_needs_a_resolution(tmp_path):
+    model = darkness_model()
+    image = np.full((64, 64, 3), 255, np.uint8)
+    image[4:8, 4:8] = 0  # 16 px = 1 um^2 at 0.25 um/px
+    image[20:30, 20:30] = 0  # 100 px = 6.25 um^2
+    Image.fromarray(image).save(tmp_path / "a.png")
+    folder = save_bundle(ModelBundle(model, tile=64, mpp=0.25, postprocess=PostProcess(threshold=0.5, min_size=10)), tmp_path / "m")
+    for area, expected in ((None, 2), ("1", 2), ("1.01", 1), ("6.25", 1), ("6.3", 0)):
+        out = tmp_path / f"out{area}"
+        result = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--model", str(folder), "--out", str(out),
+                                          *(["--min-area", area] if area else [])], catch_exceptions=False)
+        assert result.exit_code == 0 and f"{expected} nuclei" in result.output, result.output
+    assert "smallest nucleus 0.625 um^2 (10 px)" in CliRunner().invoke(
+        cli, ["predict", str(tmp_path / "a.png"), "--model", str(folder), "--out", str(tmp_path / "again")]).output
+    refused = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--min-area", "-1", "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "-1.0 is not an area >= 0 um^2" in refused.output
+    unknown = save_bundle(ModelBundle(model, tile=64, postprocess=PostProcess(threshold=0.5)), tmp_path / "unknown")
+    refused = CliRunner().invoke(cli, ["predict", str(tmp_path / "a.png"), "--model", str(unknown), "--min-area", "3",
+                                       "--out", str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "records no training resolution" in refused.output and not any((tmp_path / "x").iterdir())
 
 
 def test_the_settings_checked_are_the_settings_a_bundle_has():

@@ -296,7 +296,7 @@ def test_fit_calibrate_and_predict_a_three_class_unet_plus(synthetic_monuseg, sy
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
     assert all(np.isfinite([h["loss"], h["dice"], h["val_loss"], h["val_dice"]]).all() for h in history)
-    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--min-sizes", "10,40",
+    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--min-area", "0.625,2.5",
                                           "--min-marker-sizes", "1,20", "--metric", "aji,f1@0.5", "--out", str(tmp_path / "folder")],
                                     catch_exceptions=False)
     assert calibrated.exit_code == 0, calibrated.output
@@ -305,8 +305,8 @@ def test_fit_calibrate_and_predict_a_three_class_unet_plus(synthetic_monuseg, sy
     assert for_f1.info["calibration"]["metric"] == "f1@0.5" and for_f1.info["calibration"]["table"].keys() == table.keys()
     assert bundle.postprocess.split == "markers" and bundle.postprocess.min_size in (10, 40)
     assert bundle.postprocess.min_marker_size in (1, 20)
-    assert len(table) == 200 and "markers@0.8@0.9+marker/40" in table and "markers@0.4@0.5" in table
-    assert "markers@0.4@0.5>=20+marker/40" in table
+    assert len(table) == 200 and "markers@0.8@0.9+marker/2.5um2" in table and "markers@0.4@0.5" in table
+    assert "markers@0.4@0.5>=20+marker/2.5um2" in table
     probability, instances = segment(bundle, np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8))
     assert probability.shape == (48, 40, 2) and instances.shape == (48, 40) and instances.dtype == np.int32
 

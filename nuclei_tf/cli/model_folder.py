@@ -1,4 +1,4 @@
-"""`nuclei-tf upgrade-model`: rewrite a format-1 model folder's config.json in the current format."""
+"""`nuclei-tf upgrade-model`: rewrite an older model folder's config.json in the current format."""
 import json
 import os
 from pathlib import Path
@@ -13,7 +13,8 @@ from nuclei_tf.cli.options import data_errors_as_usage
 @data_errors_as_usage
 def upgrade_model(folders):
     """Write out, in each FOLDER's config.json, every setting its format-1 file left to a default
-    (the value format-1 readers used), printing each; format-2 folders are left as they are."""
+    (the value format-1 readers used) and the smallest nucleus in um^2 (format 3), printing each;
+    folders already in the current format are left as they are."""
     from nuclei_tf.data.errors import DataError
     from nuclei_tf.inference.folder_config import FORMAT, check_config, read_folder_config, read_json_object, upgrade_config
 
@@ -22,7 +23,8 @@ def upgrade_model(folders):
         if not path.is_file():
             raise DataError(path, "not found: not a model folder")
         config = read_json_object(path)
-        if check_config(config, path) == FORMAT:
+        version = check_config(config, path)
+        if version == FORMAT:
             click.echo(f"{path}: already format {FORMAT}")
             continue
         upgraded, filled = upgrade_config(config, three_class=_three_class(folder, config))
@@ -35,7 +37,7 @@ def upgrade_model(folders):
             raise
         os.replace(partial, path)
         stated = "; ".join(f"{key} = {json.dumps(value)}" for key, value in filled) or "none was missing"
-        click.echo(f"{path}: format 1 -> {FORMAT}; filled in: {stated}")
+        click.echo(f"{path}: format {version} -> {FORMAT}; written out: {stated}")
 
 
 def _three_class(folder, config):

@@ -46,6 +46,19 @@ def tta_option(func):
     return click.option("--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations of each tile (8x slower).")(func)
 
 
+def min_area_option(func):
+    """--min-area UM2: the smallest nucleus kept, in um^2 (turned into whole pixels at the model's resolution)."""
+
+    def check(ctx, param, value):
+        if value is not None and not value >= 0:
+            raise click.BadParameter(f"{value} is not an area >= 0 um^2", param_hint="--min-area")
+        return value
+
+    return click.option("--min-area", type=float, callback=check, metavar="UM2",
+                        help="Smallest nucleus kept, in um^2 (default: the model folder's; e.g. 3 drops "
+                             "detections under 48 px at 0.25 um/px).")(func)
+
+
 #: the choices of --precision (:data:`nuclei_tf.inference.precision.INFERENCE_PRECISIONS`, kept
 #: here so that importing the CLI does not load TensorFlow; a test keeps them equal)
 PRECISIONS = ("auto", "float32", "bfloat16")

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import (data_errors_as_usage, dataset_options, precision_option, protocol_option, tta_option,
-                                   writable_folder)
+from nuclei_tf.cli.options import (data_errors_as_usage, dataset_options, min_area_option, precision_option, protocol_option,
+                                   tta_option, writable_folder)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
@@ -17,11 +17,12 @@ model_option = click.option(
 
 
 def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None, tta=False,
-                   precision=None):
+                   precision=None, min_area=None):
     """Segment each image and write its outputs, streamed strip by strip (whole slides fit in
     bounded memory); returns the output paths per image. Whole slides (and any image given
     ``mpp`` or ``roi``, or recording a resolution other than the model's) go through
-    :func:`~nuclei_tf.inference.wsi.predict_slide` at the model's resolution."""
+    :func:`~nuclei_tf.inference.wsi.predict_slide` at the model's resolution. ``min_area``: the
+    smallest nucleus kept in um^2, in place of the model folder's."""
     from tqdm import tqdm
 
     from nuclei_tf.data.slide import open_slide
@@ -37,6 +38,12 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
             check_size(slide)
     bundle = load_bundle(model_path, precision=precision)
     bundle.tta = bundle.tta or tta
+    if min_area is not None:
+        try:
+            bundle.keep_nuclei_from(min_area)
+        except ValueError as exc:
+            raise click.BadParameter(f"{model_path or 'the model'}: {exc}", param_hint="--min-area") from None
+    click.echo(f"model {model_path or 'shipped'}: {bundle.postprocess_summary()}", err=True)
 
     def plain_pixels(path):
         """The pixels of a plain image (read in the background, one image ahead); None for a slide."""
@@ -162,10 +169,11 @@ def parse_roi(ctx, param, value):
 @click.option("--roi", callback=parse_roi, help="X,Y,W,H: predict only this region (level-0 pixels).")
 @click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides).")
 @click.option("--overlay/--no-overlay", default=None, help="Write <stem>.overlay.png (default: for regions up to 100 Mpx).")
+@min_area_option
 @tta_option
 @precision_option
 @data_errors_as_usage
-def predict(images, list_file, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta, precision):
+def predict(images, list_file, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, min_area, tta, precision):
     """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...), or in every such
     file under a folder (recursive): <stem>.labels.tif, .geojson (QuPath detections), .csv,
     .overlay.png; a stopped slide run continues when run again."""
@@ -176,7 +184,7 @@ def predict(images, list_file, out_dir, model_path, batch_size, mpp, roi, tissue
     if not images and list_file is None:
         raise click.UsageError("give IMAGES (files or folders) or --from-list FILE")
     run_prediction(expand_inputs(images, list_file), out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta,
-                   precision)
+                   precision, min_area)
 
 
 @click.command()
@@ -208,7 +216,7 @@ def export(model_path, out_dir, version):
 
 
 def _sizes(ctx, param, value):
-    """``--min-sizes`` "10,40,80" -> (10, 40, 80); each a whole number of pixels >= 0."""
+    """``--min-marker-sizes`` "1,20,40" -> (1, 20, 40); each a whole number of pixels >= 0."""
     if value is None:
         return None
     try:
@@ -218,6 +226,19 @@ def _sizes(ctx, param, value):
     if not sizes or min(sizes) < 0:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of whole pixel counts >= 0")
     return sizes
+
+
+def _areas(ctx, param, value):
+    """``--min-area`` "3" or "0.625,2.5,5" -> areas in um^2, each a number >= 0."""
+    if value is None:
+        return None
+    try:
+        areas = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        areas = ()
+    if not areas or not all(a >= 0 for a in areas):  # NaN fails too
+        raise click.BadParameter(f"{value!r} is not an area in um^2 (or a comma-separated list of them) >= 0")
+    return areas
 
 
 def _metrics(ctx, param, value):
@@ -245,8 +266,9 @@ def _metrics(ctx, param, value):
 @click.option("--tile-memory", type=click.IntRange(min=16), default=320, show_default=True,
               help="--tiling margin: MiB of model activations one tile may take (measured on the model at the "
                    "precision it runs at here); sets the tile size.")
-@click.option("--min-sizes", callback=_sizes, help="Also choose the smallest nucleus kept among these sizes "
-              "(px at the model's resolution, comma-separated, e.g. 10,40,80,120,160); default: 10 only.")
+@click.option("--min-area", "min_areas", callback=_areas, help="Also choose the smallest nucleus kept among these areas "
+              "(um^2, comma-separated, e.g. 0.625,2.5,5,7.5,10: 10-160 px at 0.25 um/px); default: 10 px of the "
+              "model's resolution only.")
 @click.option("--min-marker-sizes", callback=_sizes, help="Three-class models: also choose the smallest marker "
               "(px, comma-separated, e.g. 1,10,20,40); a smaller interior speck seeds no split and vouches for no "
               "nucleus. Default: 1 only.")
@@ -256,7 +278,7 @@ def _metrics(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, tiling, tile_memory, min_sizes,
+def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, tiling, tile_memory, min_areas,
               min_marker_sizes, stain_gain_limit, out_dir, tta):
     """Choose threshold and watershed splitting (three-class models: threshold, marker threshold and
     whether a nucleus needs a marker) on the validation split; write a model folder (one per metric)."""
@@ -268,6 +290,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, 
     from nuclei_tf.inference.calibrate import calibrate as search
     from nuclei_tf.inference.calibrate import setting_key
     from nuclei_tf.inference.calibrate import stain_gain_limit as gain_limit
+    from nuclei_tf.inference.folder_config import pixels_of_area
     from nuclei_tf.models import load_model
     from nuclei_tf.models.heads import model_head
 
@@ -280,6 +303,10 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, 
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
     bundle = ModelBundle(model, stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol), tta=tta)
+    if min_areas and bundle.mpp is None:
+        raise click.BadParameter(f"protocol {protocol}'s images have no known resolution, so a nucleus area in um^2 has "
+                                 "no pixel size", param_hint="--min-area")
+    min_sizes = tuple(dict.fromkeys(pixels_of_area(a, bundle.mpp) for a in min_areas)) if min_areas else None
     calibration = {}
     if tiling == "margin":
         from nuclei_tf.inference.precision import runnable_precision
@@ -301,10 +328,10 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, 
     chosen = search(bundle, validation, metrics=metrics, min_sizes=min_sizes, min_marker_sizes=min_marker_sizes)
     capped = f"; Macenko gains capped at {bundle.stain_max_gain} (H, E)" if bundle.stain_max_gain else ""
     for metric, (settings, table) in chosen.items():
-        bundle.postprocess, best = settings, table[setting_key(settings)]
+        bundle.postprocess, best = settings, table[setting_key(settings, bundle.mpp)]
         bundle.info = {"arch": trained.get("arch"), "protocol": protocol, "seed": seed, "trained_with": trained,
                        "calibration": {**calibration, "split": "val", "images": len(validation), "metric": metric,
                                        "score": best, "table": table}}
         folder = out_dir if len(metrics) == 1 else out_dir / metric
         save_bundle(bundle, folder)
-        click.echo(f"{folder}: {bundle.postprocess} (validation {metric} {best:.4f} on {len(validation)} images{capped})")
+        click.echo(f"{folder}: {bundle.postprocess_summary()} (validation {metric} {best:.4f} on {len(validation)} images{capped})")

@@ -7,7 +7,7 @@ A bare ``.keras`` file is also accepted, with default settings.
 """
 import json
 from importlib import resources
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -15,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.inference.folder_config import FORMAT, SETTINGS, model_postprocess, read_folder_config
+from nuclei_tf.inference.folder_config import (FORMAT, SETTINGS, area_of_pixels, folder_postprocess, model_postprocess,
+                                               pixel_postprocess, pixels_of_area, read_folder_config)
 from nuclei_tf.inference.precision import load_at_precision, rebuilt, resolve_precision, runnable_precision, with_precision
 from nuclei_tf.postprocess import PostProcess
 from nuclei_tf.postprocess.markers import nucleus_outputs
@@ -91,10 +92,31 @@ class ModelBundle:
         """The precision the model computes at on this machine (``precision`` resolved)."""
         return resolve_precision(self.precision)
 
+    @property
+    def min_area_um2(self):
+        """The smallest nucleus kept, in um^2 (None for a model of unknown resolution)."""
+        return None if self.mpp is None else area_of_pixels(self.postprocess.min_size, self.mpp)
+
+    def keep_nuclei_from(self, area_um2):
+        """Keep only nuclei of at least ``area_um2`` (``--min-area``), whole pixels at the model's resolution."""
+        if self.mpp is None:
+            raise ValueError("this model records no training resolution ('mpp'), so a nucleus size in um^2 "
+                             "cannot be turned into its pixels")
+        if not area_um2 >= 0:
+            raise ValueError(f"a smallest nucleus area is >= 0 um^2, got {area_um2}")
+        self.postprocess = replace(self.postprocess, min_size=pixels_of_area(area_um2, self.mpp))
+
+    def postprocess_summary(self):
+        """The post-processing in words, the smallest nucleus in um^2 where the resolution is known."""
+        post = self.postprocess
+        split = post.split + (f" (marker threshold {post.marker_threshold})" if post.split == "markers" else "")
+        size = f"{post.min_size} px" if self.mpp is None else f"{self.min_area_um2:g} um^2 ({post.min_size} px)"
+        return f"threshold {post.threshold}, split {split}, smallest nucleus {size}"
+
     def settings(self):
         """The model folder's config.json: the format, every setting, then the provenance (``info``)."""
-        return {"format": FORMAT, **{key: getattr(self, key) for key in SETTINGS}, "postprocess": self.postprocess.to_dict(),
-                **self.info}
+        post = folder_postprocess(self.postprocess.to_dict(), self.mpp)
+        return {"format": FORMAT, **{key: getattr(self, key) for key in SETTINGS}, "postprocess": post, **self.info}
 
 
 def default_model_path():
@@ -146,7 +168,7 @@ def load_bundle(path=None, precision=None):
     except Exception as exc:  # Keras raises many types for a damaged or foreign file
         raise DataError(model_file, f"cannot be loaded as a nuclei-tf Keras model: corrupt, truncated or "
                                     f"from an incompatible version? ({type(exc).__name__}: {exc})") from None
-    post = model_postprocess(model, config.pop("postprocess", {}), config_file)
+    post = model_postprocess(model, pixel_postprocess(config.pop("postprocess", {}), config.get("mpp")), config_file)
     config.pop("format", None)  # read as it is (every setting stated) and written back as FORMAT
     known = {k: config.pop(k) for k in SETTINGS if k in config}
     return ModelBundle(model, postprocess=post, info=config, **known)

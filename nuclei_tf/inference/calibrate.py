@@ -3,7 +3,8 @@ every candidate setting is scored with the chosen metric (Lagree et al. 2021 cho
 threshold maximising precision at an IoU threshold; AJI is the default here). Foreground
 models try every threshold x splitting mode; three-class models (Kumar et al. 2017) the
 "markers" split on a grid of threshold x marker threshold x whether a nucleus needs a
-marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``) and,
+marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``, px at
+the model's resolution; ``calibrate --min-area`` gives them in um^2) and,
 for three-class models, several smallest marker sizes (``min_marker_sizes``).
 
 :func:`stain_gain_limit` takes the largest Macenko gains of the training images, the cap
@@ -13,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 from tqdm import tqdm
 
+from nuclei_tf.inference.folder_config import area_of_pixels
 from nuclei_tf.inference.predict import as_source, predict_probability, stain_normalizer
 from nuclei_tf.models.heads import model_head
 from nuclei_tf.postprocess.instances import PostProcess
@@ -42,16 +44,18 @@ def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, m
     return [replace(settings, min_size=int(size)) for size in (min_sizes or (base.min_size,)) for settings in grid]
 
 
-def setting_key(settings):
+def setting_key(settings, mpp=None):
     """A setting's name in the calibration table: ``split@threshold`` (``markers@threshold@marker_threshold``,
     then ``>=min_marker_size`` when that is not 1 px and ``+marker`` when a nucleus needs one), then
-    ``/min_size`` when that is not the default 10 px."""
+    the smallest nucleus when that is not the default 10 px: ``/3um2`` at a known ``mpp``, else ``/48px``."""
     key = f"{settings.split}@{settings.threshold}"
     if settings.split == "markers":
         key += f"@{settings.marker_threshold}"
         key += f">={settings.min_marker_size}" if settings.min_marker_size != PostProcess.min_marker_size else ""
         key += "+marker" if settings.require_marker else ""
-    return key + (f"/{settings.min_size}" if settings.min_size != PostProcess.min_size else "")
+    if settings.min_size == PostProcess.min_size:
+        return key
+    return key + (f"/{settings.min_size}px" if mpp is None else f"/{area_of_pixels(settings.min_size, mpp):g}um2")
 
 
 def calibrate(bundle, records, metrics=("aji",), thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None,
@@ -63,7 +67,7 @@ def calibrate(bundle, records, metrics=("aji",), thresholds=DEFAULT_THRESHOLDS, 
     truths = [s.instances for s in samples]
     grid = candidates(bundle, thresholds, split_modes, min_sizes, min_marker_sizes)
     chosen = search_settings_for(probabilities, truths, grid, metrics, how="mean")
-    return {metric: (best, {setting_key(settings): score for settings, score in scores.items()})
+    return {metric: (best, {setting_key(settings, bundle.mpp): score for settings, score in scores.items()})
             for metric, (best, scores) in chosen.items()}
 
 

@@ -6,7 +6,10 @@ tile size fail deep inside Keras).
 
 The file is versioned by ``format`` (:data:`FORMAT`; none = 1). Format 1 files that state every
 setting (all that ``calibrate`` wrote) read as they are; :func:`upgrade_config` writes out, for
-the others, what format-1 readers used for each key they lacked.
+the others, what format-1 readers used for each key they lacked. Format 3 states the smallest
+nucleus kept in um^2 (``postprocess.min_area_um2``) for a model of known resolution; formats 1-2
+(and a model without ``mpp``) state it in pixels at the model's resolution (``min_size``), read as
+the same area (:func:`pixel_postprocess`).
 """
 import difflib
 import json
@@ -45,6 +48,7 @@ CHECKS = {
 POSTPROCESS_CHECKS = {
     "threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "min_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "min_area_um2": (lambda v: _number(v) and v >= 0, "a number >= 0 (um^2)"),
     "fill": (lambda v: isinstance(v, bool), "true or false"),
     "split": (lambda v: v in SPLITS, f"one of {', '.join(SPLITS)}"),
     "h": (lambda v: _number(v) and v > 0, "a number > 0"),
@@ -55,13 +59,18 @@ POSTPROCESS_CHECKS = {
 
 
 #: the ``format`` of the config.json files this version writes; a file without the key is format 1
-FORMAT = 2
+FORMAT = 3
 #: provenance records (where the model came from, how it was calibrated): kept, never read by inference
 PROVENANCE = ("arch", "protocol", "seed", "trained_with", "calibration", "description")
 #: the settings every config.json states beside ``postprocess`` (:class:`~nuclei_tf.inference.bundle.ModelBundle`'s
 #: fields, in this order), and the ``postprocess`` keys (:class:`~nuclei_tf.postprocess.PostProcess`' fields)
 SETTINGS = ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision")
 POSTPROCESS_SETTINGS = tuple(f.name for f in fields(PostProcess))
+#: format 3: the smallest nucleus kept, in um^2, where a model of known resolution states ``min_size`` (px)
+MIN_AREA = "min_area_um2"
+#: pixels of rounding slack when an area in um^2 is turned back into whole pixels (a written area
+#: is rounded to 1e-6 um^2, under 1e-3 px at any mpp >= 0.05)
+PIXEL_SLACK = 1e-3
 
 #: format 1 -> 2: what a format-1 reader used for a key the file did not state (the defaults of the
 #: last format-1 release, written out here so that later changes to the defaults cannot move them);
@@ -95,6 +104,41 @@ def config_format(config, path):
     return version
 
 
+def postprocess_keys(version, mpp):
+    """The ``postprocess`` keys a config.json of format ``version`` for a model at ``mpp`` states:
+    from format 3, ``min_area_um2`` in place of ``min_size`` where the resolution is known."""
+    if version >= 3 and mpp is not None:
+        return tuple(MIN_AREA if key == "min_size" else key for key in POSTPROCESS_SETTINGS)
+    return POSTPROCESS_SETTINGS
+
+
+def pixels_of_area(area_um2, mpp):
+    """The smallest nucleus in whole pixels at ``mpp`` um/px for one of ``area_um2``: the fewest
+    pixels whose area is at least that (3 um^2 at 0.25 um/px: 48 px)."""
+    return int(math.ceil(area_um2 / mpp**2 - PIXEL_SLACK))
+
+
+def area_of_pixels(pixels, mpp):
+    """``pixels`` at ``mpp`` um/px in um^2, rounded to 1e-6 (:data:`PIXEL_SLACK`)."""
+    return round(pixels * mpp**2, 6)
+
+
+def pixel_postprocess(post, mpp):
+    """The ``postprocess`` dict with the smallest nucleus in pixels (``min_size``, what the
+    post-processing uses), from a file's ``min_area_um2`` or ``min_size``."""
+    post = dict(post)
+    if MIN_AREA in post:
+        post["min_size"] = pixels_of_area(post.pop(MIN_AREA), mpp)
+    return post
+
+
+def folder_postprocess(post, mpp):
+    """The ``postprocess`` dict as format 3 writes it: the smallest nucleus in um^2 when ``mpp`` is known."""
+    if mpp is None:
+        return dict(post)
+    return {MIN_AREA if k == "min_size" else k: area_of_pixels(v, mpp) if k == "min_size" else v for k, v in post.items()}
+
+
 def check_config(config, path):
     """Refuse an unknown key at any level inference reads, and a bad value of any stated setting;
     returns the format."""
@@ -104,7 +148,10 @@ def check_config(config, path):
     post = config.get("postprocess", {})
     if not isinstance(post, dict):
         raise DataError(path, "'postprocess' must be an object")
-    _refuse_unknown(post, POSTPROCESS_SETTINGS, path, "postprocess.")
+    if MIN_AREA in post and config.get("mpp") is None:
+        raise DataError(path, f"'postprocess.{MIN_AREA}' needs the model's resolution ('mpp'); a model of unknown "
+                              "resolution states 'postprocess.min_size' in pixels")
+    _refuse_unknown(post, postprocess_keys(version, config.get("mpp")), path, "postprocess.")
     _check(post, POSTPROCESS_CHECKS, path, "postprocess.")
     return version
 
@@ -116,7 +163,8 @@ def read_folder_config(path):
     version = check_config(config, path)
     post = config.get("postprocess")
     missing = [k for k in SETTINGS if k not in config]
-    missing += ["postprocess"] if post is None else [f"postprocess.{k}" for k in POSTPROCESS_SETTINGS if k not in post]
+    keys = postprocess_keys(version, config.get("mpp"))
+    missing += ["postprocess"] if post is None else [f"postprocess.{k}" for k in keys if k not in post]
     if missing:
         hint = (f"; a format-1 file may predate some: `nuclei-tf upgrade-model {path.parent}` writes out what "
                 "they meant then (README, Model folders)") if version == 1 else ""
@@ -125,15 +173,18 @@ def read_folder_config(path):
 
 
 def upgrade_config(config, three_class):
-    """``(format-2 config, [(key, value filled in), ...])`` of a checked-readable format-1 dict:
-    each key it lacks gets the value format-1 readers used (:data:`FORMAT1_DEFAULTS`)."""
+    """``(format-3 config, [(key, value filled in or converted), ...])`` of a checked-readable
+    format-1 or -2 dict: each key a format-1 file lacks gets the value format-1 readers used
+    (:data:`FORMAT1_DEFAULTS`), and ``min_size`` (px) becomes ``min_area_um2`` where ``mpp`` is known."""
     filled = [(k, v) for k, v in FORMAT1_DEFAULTS.items() if k not in config]
     defaults = {**FORMAT1_POSTPROCESS, **({"split": FORMAT1_THREE_CLASS_SPLIT} if three_class else {})}
     post = config.get("postprocess", {})
     filled += [(f"postprocess.{k}", v) for k, v in defaults.items() if k not in post]
     settings = {k: config.get(k, FORMAT1_DEFAULTS.get(k)) for k in SETTINGS}
-    upgraded = {"format": FORMAT, **settings, "postprocess": {k: post.get(k, defaults[k]) for k in POSTPROCESS_SETTINGS},
-                **{k: v for k, v in config.items() if k in PROVENANCE}}
+    post = folder_postprocess({k: post.get(k, defaults[k]) for k in POSTPROCESS_SETTINGS}, settings["mpp"])
+    if MIN_AREA in post:
+        filled.append((f"postprocess.{MIN_AREA}", post[MIN_AREA]))
+    upgraded = {"format": FORMAT, **settings, "postprocess": post, **{k: v for k, v in config.items() if k in PROVENANCE}}
     return upgraded, filled
 
 
