@@ -17,7 +17,7 @@ from PIL import Image
 from nuclei_tf.cli.main import cli
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.inference import ModelBundle, load_bundle, predict_probability, save_bundle, segment
-from nuclei_tf.inference.outputs import nucleus_table, write_outputs, write_segmentation
+from nuclei_tf.inference.outputs import CSV_COLUMNS, MEASUREMENTS, write_outputs, write_segmentation
 from nuclei_tf.inference.predict import segment_strips
 from nuclei_tf.inference.tile_budget import activation_bytes_per_pixel, margin_tile
 from nuclei_tf.postprocess.strips import InstanceStrip
@@ -107,8 +107,14 @@ def test_output_files(tmp_path):
     ring = features[0]["geometry"]["coordinates"][0]
     assert ring[0] == ring[-1] and all(4 <= x <= 16 and 4 <= y <= 16 for x, y in ring)
     rows = list(csv.DictReader(open(paths["csv"])))
-    assert [r["id"] for r in rows] == ["1", "2", "3"] and float(rows[1]["centroid_x"]) == pytest.approx(35.0)
-    assert nucleus_table(instances) == nucleus_table(instances, rows_per_chunk=7)
+    assert [r["id"] for r in rows] == ["1", "2", "3"] and float(rows[1]["centroid_x"]) == pytest.approx(35.5)  # pixel centres
+    assert tuple(rows[0]) == CSV_COLUMNS and rows[0]["area_um2"] == rows[0]["perimeter_um"] == "" and rows[2]["area_px"] == "1"
+    assert set(features[0]["properties"]["measurements"]) == set(MEASUREMENTS) - {"area_um2", "perimeter_um"}
+    known = write_outputs(image, instances, tmp_path / "known", "img", mpp=0.5)  # a resolution: the um columns too
+    row = next(csv.DictReader(open(known["csv"])))
+    assert float(row["area_um2"]) == pytest.approx(0.25 * float(row["area_px"]), rel=1e-5)
+    assert float(row["perimeter_um"]) == pytest.approx(0.5 * float(row["perimeter_px"]), rel=1e-5)
+    assert set(json.loads(known["geojson"].read_text())["features"][0]["properties"]["measurements"]) == set(MEASUREMENTS)
     empty = write_outputs(image, np.zeros((40, 50), np.int32), tmp_path, "empty")
     assert json.loads(empty["geojson"].read_text())["features"] == [] and len(list(csv.reader(open(empty["csv"])))) == 1
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".partial") == []
@@ -469,12 +475,12 @@ def test_predict_min_area_drops_the_smaller_nuclei_and_needs_a_resolution(tmp_pa
 def test_the_settings_checked_are_the_settings_a_bundle_has():
     from dataclasses import fields
 
-    from nuclei_tf.inference.folder_config import (CHECKS, FORMAT1_DEFAULTS, FORMAT1_POSTPROCESS, POSTPROCESS_CHECKS,
+    from nuclei_tf.inference.folder_config import (CHECKS, FORMAT1_DEFAULTS, FORMAT1_POSTPROCESS, MIN_AREA, POSTPROCESS_CHECKS,
                                                     POSTPROCESS_SETTINGS, SETTINGS)
 
     bundle_fields = [f.name for f in fields(ModelBundle) if f.name not in ("model", "postprocess", "info", "_compiled", "traces")]
     assert list(SETTINGS) == bundle_fields and set(CHECKS) == set(SETTINGS) == set(FORMAT1_DEFAULTS)
-    assert set(POSTPROCESS_CHECKS) == set(POSTPROCESS_SETTINGS) == set(FORMAT1_POSTPROCESS)
+    assert set(POSTPROCESS_CHECKS) == {*POSTPROCESS_SETTINGS, MIN_AREA} and set(POSTPROCESS_SETTINGS) == set(FORMAT1_POSTPROCESS)
 
 
 def test_a_corrupt_model_file_is_named_as_corrupt(tiny_bundle_dir, tmp_path):

@@ -47,8 +47,8 @@ def test_haematoxylin_od_dark_blue_above_light_pink():
     image[labels == 1] = BLUE
     image[labels == 2] = PINK
     blue, pink = nucleus_measurements(labels, image, 0.5)
-    assert blue["haematoxylin_od"] > pink["haematoxylin_od"] + 0.3
-    assert blue["haematoxylin_od"] > 0.5
+    assert blue["hematoxylin_od"] > pink["hematoxylin_od"] + 0.3
+    assert blue["hematoxylin_od"] > 0.5
 
 
 def test_haematoxylin_image_is_least_squares_deconvolution():
@@ -86,3 +86,40 @@ def test_nucleus_independent_of_neighbours_in_its_box():
 def test_rejects_misaligned_inputs():
     with pytest.raises(ValueError):
         nucleus_measurements(np.zeros((4, 4), np.int32), white((4, 5)), 0.5)
+
+
+@pytest.mark.parametrize("rows_per_block", [3, 7, 256])
+def test_all_nuclei_measured_at_once_equal_each_nucleus_measured_on_its_own_mask(monkeypatch, rows_per_block):
+    """The one-pass measurements against the obvious per-nucleus computation: skimage's
+    perimeter_crofton on each nucleus' padded mask, pixel counts, means of the pixel centres and of
+    the haematoxylin image, on touching random nuclei, any block size."""
+    from scipy import ndimage
+    from skimage.measure import perimeter_crofton
+    from skimage.segmentation import watershed
+
+    import nuclei_tf.postprocess.measurements as measurements
+
+    monkeypatch.setattr(measurements, "ROWS_PER_BLOCK", rows_per_block)
+    rng = np.random.default_rng(3)
+    seeds = np.zeros((45, 38), np.int32)
+    seeds[rng.integers(0, 45, 25), rng.integers(0, 38, 25)] = np.arange(1, 26)
+    labels = watershed(rng.random((45, 38)), seeds, mask=rng.random((45, 38)) < 0.8)  # touching, ragged, some split
+    labels[labels == 5] = 0  # a missing id
+    image = random_rgb(labels.shape, seed=4)
+    haematoxylin = haematoxylin_image(image)
+    found = nucleus_measurements(labels, image, 0.3)
+    assert [m["id"] for m in found] == [i for i in range(1, labels.max() + 1) if (labels == i).any()]
+    for m in found:
+        mask = labels == m["id"]
+        rows, cols = np.nonzero(mask)
+        assert m["area_px"] == mask.sum() and m["area_um2"] == pytest.approx(mask.sum() * 0.09)
+        assert m["perimeter_px"] == pytest.approx(perimeter_crofton(np.pad(mask, 1), directions=4), abs=1e-9)
+        assert m["perimeter_um"] == pytest.approx(0.3 * m["perimeter_px"])
+        assert (m["centroid_x"], m["centroid_y"]) == pytest.approx((cols.mean() + 0.5, rows.mean() + 0.5))
+        assert m["hematoxylin_od"] == pytest.approx(haematoxylin[mask].mean(), rel=1e-5, abs=1e-6)
+    assert ndimage.label(labels > 0)[1] < len(found)  # neighbours touch: each measured apart all the same
+
+
+def test_without_a_resolution_only_the_micron_measurements_are_unknown():
+    (m,) = nucleus_measurements(disk_instances((40, 40), [(20, 20)], 10), white((40, 40)), None)
+    assert m["area_um2"] is None and m["perimeter_um"] is None and m["area_px"] > 300 and 0.85 < m["circularity"] <= 1

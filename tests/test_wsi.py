@@ -14,6 +14,7 @@ from PIL import Image
 from conftest import SHARED_DATA, three_class_darkness_model
 from nuclei_tf.cli.main import cli
 from nuclei_tf.inference import ModelBundle, save_bundle
+from nuclei_tf.inference.outputs import CSV_COLUMNS, MEASUREMENTS
 from nuclei_tf.postprocess import PostProcess
 
 WSI = SHARED_DATA / "WSI"
@@ -72,7 +73,7 @@ def test_a_20x_region_is_predicted_at_the_model_resolution_in_level0_coordinates
     collection = json.loads((tmp_path / "cmu-1-small-region.geojson").read_text())
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == labels.max()
     rows = list(csv.DictReader(open(tmp_path / "cmu-1-small-region.csv")))
-    assert len(rows) == len(collection["features"])
+    assert len(rows) == len(collection["features"]) and tuple(rows[0]) == CSV_COLUMNS
     import openslide
 
     region = np.asarray(openslide.OpenSlide(str(slide)).read_region(roi[:2], 0, roi[2:]).convert("L"), float)
@@ -81,7 +82,7 @@ def test_a_20x_region_is_predicted_at_the_model_resolution_in_level0_coordinates
         assert polygon.is_valid and polygon.area > 0
         properties = feature["properties"]
         assert properties["objectType"] == "detection" and properties["classification"]["name"] == "Nucleus"
-        assert set(properties["measurements"]) == {"Area µm^2", "Perimeter µm", "Circularity", "Hematoxylin OD mean"}
+        assert set(properties["measurements"]) == set(MEASUREMENTS)  # the names of the CSV columns, as for an image
         x0, y0, x1, y1 = polygon.bounds
         assert roi[0] - 1 <= x0 and x1 <= roi[0] + roi[2] + 1 and roi[1] - 1 <= y0 and y1 <= roi[1] + roi[3] + 1
     big = max(rows, key=lambda r: float(r["area_um2"]))

@@ -25,7 +25,7 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     smallest nucleus kept in um^2, in place of the model folder's."""
     from tqdm import tqdm
 
-    from nuclei_tf.data.slide import open_slide
+    from nuclei_tf.data.slide import open_slide, plausible_mpp
     from nuclei_tf.inference import load_bundle
     from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, output_paths
     from nuclei_tf.inference.sources import read_ahead
@@ -46,20 +46,23 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     click.echo(f"model {model_path or 'shipped'}: {bundle.postprocess_summary()}", err=True)
 
     def plain_pixels(path):
-        """The pixels of a plain image (read in the background, one image ahead); None for a slide."""
+        """``(pixels, microns per pixel or None)`` of a plain image (read in the background, one image
+        ahead); None for a slide."""
         with open_slide(path) as slide:
-            return None if needs_slide_path(slide, bundle, mpp, roi) else slide.read_region(0, 0, 0, *slide.dimensions)
+            if needs_slide_path(slide, bundle, mpp, roi):
+                return None
+            return slide.read_region(0, 0, 0, *slide.dimensions), slide.mpp if plausible_mpp(slide.mpp) else None
 
     written, nuclei = {}, 0
     with tqdm(total=len(images), desc="images", unit="image", disable=len(images) < 2) as bar:
         say = bar.write if len(images) > 1 else click.echo
-        for path, image in read_ahead(images, plain_pixels):
-            if image is None:
+        for path, plain in read_ahead(images, plain_pixels):
+            if plain is None:
                 with open_slide(path) as slide:
                     written[path], count = predict_slide_cli(bundle, slide, Path(path), out_dir, model_path, batch_size,
                                                              mpp, roi, tissue, overlay)
             else:
-                written[path], count = _segment_image(bundle, image, path, out_dir, batch_size, written)
+                written[path], count = _segment_image(bundle, *plain, path, out_dir, batch_size, written)
             nuclei += count
             say(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
             bar.set_postfix(nuclei=nuclei, refresh=False)
@@ -67,8 +70,8 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
     return written
 
 
-def _segment_image(bundle, image, path, out_dir, batch_size, written):
-    """One plain image's outputs; ``(paths, nuclei)``."""
+def _segment_image(bundle, image, image_mpp, path, out_dir, batch_size, written):
+    """One plain image's outputs; ``(paths, nuclei)``; ``image_mpp``: its resolution where recorded."""
     from nuclei_tf.data.errors import DataError
     from nuclei_tf.inference.outputs import write_segmentation
     from nuclei_tf.inference.predict import segment_strips
@@ -76,7 +79,7 @@ def _segment_image(bundle, image, path, out_dir, batch_size, written):
     large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
     strips = segment_strips(bundle, image, batch_size=batch_size, progress=large)
     try:
-        return write_segmentation(image, strips, Path(out_dir), Path(path).stem)
+        return write_segmentation(image, strips, Path(out_dir), Path(path).stem, image_mpp)
     except DataError:
         raise
     except ValueError as exc:  # e.g. a model that outputs NaN: name the image

@@ -1,6 +1,7 @@
 """Writing a segmentation: ``<stem>.labels.tif`` (int32 instances, tiled), ``<stem>.overlay.png``
-(outlines on the image), ``<stem>.geojson`` (nucleus polygons QuPath imports as detections)
-and ``<stem>.csv`` (one row per nucleus: id, area, centroid).
+(outlines on the image), ``<stem>.geojson`` (nucleus polygons QuPath imports as detections, with
+their measurements) and ``<stem>.csv`` (one row per nucleus: :data:`CSV_COLUMNS`), the same columns
+for images and slides.
 
 Everything is written while the nuclei arrive strip by strip
 (:class:`~nuclei_tf.postprocess.strips.InstanceStrip`), so a whole slide needs neither a
@@ -10,6 +11,7 @@ as the strip that owns it is emitted. Files appear under their names only when c
 """
 import csv
 import json
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from scipy import ndimage
 
 from nuclei_tf.inference.files import NamedFile, check_final_names, naming, partial_path
 from nuclei_tf.inference.png import PngRows
+from nuclei_tf.postprocess.measurements import nucleus_measurements
 from nuclei_tf.postprocess.strips import InstanceStrip
 
 OUTLINE = (0, 255, 0)
@@ -27,6 +30,11 @@ TIFF_TILE = 256
 SUFFIXES = {"labels": ".labels.tif", "overlay": ".overlay.png", "geojson": ".geojson", "csv": ".csv"}
 #: a slide's outputs add its tissue mask
 SLIDE_SUFFIXES = {**SUFFIXES, "tissue": ".tissue.png"}
+#: the measurements of every nucleus (:func:`~nuclei_tf.postprocess.measurements.nucleus_measurements`),
+#: named alike in the CSV and in the GeoJSON; pixel ones in the output's pixels (an image's, a slide's
+#: level 0), um ones empty (CSV) or absent (GeoJSON) where no resolution is known
+MEASUREMENTS = ("area_px", "perimeter_px", "area_um2", "perimeter_um", "circularity", "hematoxylin_od")
+CSV_COLUMNS = ("id", "centroid_x", "centroid_y", *MEASUREMENTS)
 
 
 def output_paths(out_dir, stem, suffixes=SUFFIXES):
@@ -34,23 +42,6 @@ def output_paths(out_dir, stem, suffixes=SUFFIXES):
     paths = {kind: Path(out_dir) / f"{stem}{suffix}" for kind, suffix in suffixes.items()}
     check_final_names(paths.values())
     return paths
-
-
-def nucleus_table(instances, rows_per_chunk=256):
-    """Rows (id, area_px, centroid_x, centroid_y) of every nucleus, accumulated in row chunks
-    so a whole slide needs no full-size coordinate arrays."""
-    size = int(instances.max(initial=0)) + 1
-    areas, sum_r, sum_c = np.zeros(size), np.zeros(size), np.zeros(size)
-    columns = np.arange(instances.shape[1], dtype=np.float64)
-    for start in range(0, instances.shape[0], rows_per_chunk):
-        chunk = instances[start : start + rows_per_chunk]
-        flat = chunk.ravel()
-        row_index = np.repeat(np.arange(start, start + chunk.shape[0], dtype=np.float64), chunk.shape[1])
-        areas += np.bincount(flat, minlength=size)
-        sum_r += np.bincount(flat, weights=row_index, minlength=size)
-        sum_c += np.bincount(flat, weights=np.tile(columns, chunk.shape[0]), minlength=size)
-    ids = np.nonzero(areas[1:])[0] + 1
-    return [(int(i), int(areas[i]), sum_c[i] / areas[i], sum_r[i] / areas[i]) for i in ids]
 
 
 def polygons(instances):
@@ -114,21 +105,50 @@ def outline_rows(labels, above=None, below=None):
 
 
 class NucleusRecords:
-    """Streams each strip's nuclei into the CSV table and the GeoJSON FeatureCollection."""
+    """Streams each strip's nuclei into ``<stem>.csv`` (one row each: :data:`CSV_COLUMNS`) and
+    ``<stem>.geojson`` (one QuPath detection each, its measurements under the same names), for an
+    image and a slide alike.
 
-    def __init__(self, table, features):
-        self.table, self.features, self.count = csv.writer(table), features, 0
-        self.table.writerow(["id", "area_px", "centroid_x", "centroid_y"])
-        features.write('{"type": "FeatureCollection", "features": [')
+    ``mpp``: microns per pixel of the labels (None: unknown, the um columns stay empty);
+    ``to_output``: labels' (x, y) -> output pixels (a slide's level 0; default: the same);
+    ``downsample``: output pixels per labels pixel (pixel measurements are given in output pixels);
+    ``count``: nuclei already written (a resumed slide run).
+    """
 
-    def add(self, strip):
+    def __init__(self, table, features, stem, mpp=None, to_output=None, downsample=1.0, count=0):
+        self.writer, self.features, self.stem, self.mpp = csv.writer(table), features, stem, mpp
+        self.to_output, self.downsample, self.count = to_output or (lambda x, y: (x, y)), downsample, count
+        if table.tell() == 0:
+            self.writer.writerow(CSV_COLUMNS)
+            features.write('{"type": "FeatureCollection", "features": [')
+
+    def add(self, strip, read):
+        """Measure and write the nuclei of ``strip`` (ids + ``first_id`` - 1); ``read(x, y, width,
+        height)``: the RGB pixels aligned with a box of the labels (strip rows in image rows)."""
+        if not strip.labels.any():
+            return
+        cols = np.flatnonzero(strip.labels.any(axis=0))
+        left, right = int(cols[0]), int(cols[-1]) + 1
+        labels = strip.labels[:, left:right]
+        image = read(left, strip.top, right - left, len(labels))
         offset = strip.first_id - 1
-        for i, area, x, y in nucleus_table(strip.labels):
-            self.table.writerow((i + offset, area, f"{x:.2f}", f"{y + strip.top:.2f}"))
-        for label, ring in polygons(strip.labels).items():
-            shifted = [[x, y + strip.top] for x, y in ring]
-            self.features.write(("," if self.count else "") + json.dumps(geojson_feature(label + offset, shifted)))
+        rings = polygons(labels)
+        for m in nucleus_measurements(labels, image, self.mpp):
+            label = m["id"] + offset
+            x, y = self.to_output(m["centroid_x"] + left, m["centroid_y"] + strip.top)
+            values = self.output_measurements(m)
+            self.writer.writerow([label, f"{x:.2f}", f"{y:.2f}", *("" if v is None else f"{v:.6g}" for v in values.values())])
+            ring = [list(self.to_output(px + left + 0.5, py + strip.top + 0.5)) for px, py in rings[m["id"]]]  # vertices: pixel centres
+            feature = geojson_feature(label, ring)
+            feature["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"nuclei-tf/{self.stem}/{label}"))
+            feature["properties"]["measurements"] = {k: v for k, v in values.items() if v is not None}
+            self.features.write(("," if self.count else "") + json.dumps(feature))
             self.count += 1
+
+    def output_measurements(self, m):
+        """:data:`MEASUREMENTS` of one nucleus, pixel ones in output pixels."""
+        scaled = {"area_px": m["area_px"] * self.downsample**2, "perimeter_px": m["perimeter_px"] * self.downsample}
+        return {k: scaled.get(k, m[k]) for k in MEASUREMENTS}
 
     def close(self):
         self.features.write("]}\n")
@@ -191,8 +211,9 @@ def _tiles(row_blocks, width, tile=TIFF_TILE):
         yield from (band[:, c : c + tile] for c in range(0, width, tile))
 
 
-def write_segmentation(image, strips, out_dir, stem):
-    """Write the four outputs of ``image`` from its instance ``strips`` as they arrive.
+def write_segmentation(image, strips, out_dir, stem, mpp=None):
+    """Write the four outputs of ``image`` from its instance ``strips`` as they arrive; ``mpp``: its
+    microns per pixel where known (the table's um columns).
 
     Returns ``(paths, nuclei)``. Files are written under temporary names and renamed when all
     four are complete, so an error (bad probability map, full disk) leaves no partial output.
@@ -205,13 +226,13 @@ def write_segmentation(image, strips, out_dir, stem):
     try:
         with ExitStack() as files:
             records = NucleusRecords(files.enter_context(NamedFile(partial["csv"], "w", name=paths["csv"], newline="")),
-                                     files.enter_context(NamedFile(partial["geojson"], "w", name=paths["geojson"])))
+                                     files.enter_context(NamedFile(partial["geojson"], "w", name=paths["geojson"])), stem, mpp)
             overlay = OverlayRows(image, files.enter_context(PngRows(partial["overlay"], width, height, name=paths["overlay"])))
             finished = FinishedRows(width)
 
             def label_rows():
                 for strip in strips:
-                    records.add(strip)
+                    records.add(strip, lambda x, y, w, h: image[y : y + h, x : x + w])
                     top, rows = finished.add(strip)
                     overlay.add(top, rows)
                     yield rows
@@ -233,8 +254,8 @@ def write_segmentation(image, strips, out_dir, stem):
     return paths, records.count
 
 
-def write_outputs(image, instances, out_dir, stem):
+def write_outputs(image, instances, out_dir, stem, mpp=None):
     """Write the four output files of an image and its full instance map; returns their paths."""
     instances = np.asarray(instances, dtype=np.int32)
     strip = InstanceStrip(top=0, labels=instances, first_id=1, final=instances.shape[0])
-    return write_segmentation(image, [strip], out_dir, stem)[0]
+    return write_segmentation(image, [strip], out_dir, stem, mpp)[0]

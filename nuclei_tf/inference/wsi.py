@@ -9,15 +9,13 @@ resolution, tissue only, strip by strip, resumable, with QuPath-ready outputs in
    :func:`~nuclei_tf.postprocess.strips.instance_strips` produce nuclei strip by strip; each strip
    is recorded in ``<stem>.parts`` (:class:`~nuclei_tf.inference.resume.StripParts`) and its
    nuclei stream into ``<stem>.csv`` and ``<stem>.geojson`` (QuPath detections with measurements:
-   :func:`~nuclei_tf.postprocess.measurements.nucleus_measurements`).
+   :class:`~nuclei_tf.inference.outputs.NucleusRecords`, as for images).
 4. When every strip is done: ``<stem>.labels.tif`` (pyramidal, level-0 pixels of the region),
    ``<stem>.overlay.png`` for regions up to :data:`OVERLAY_MAX_PIXELS` (or on request), and every
    file is renamed from ``.partial`` to its name.
 """
-import csv
 import hashlib
 import json
-import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from nuclei_tf.inference.files import NamedFile, naming, partial_path
-from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, FinishedRows, OverlayRows, geojson_feature, output_paths, polygons
+from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, FinishedRows, NucleusRecords, OverlayRows, output_paths
 from nuclei_tf.inference.png import PngRows
 from nuclei_tf.inference.predict import prediction_boxes, probability_rows
 from nuclei_tf.inference.pyramid import write_label_pyramid
 from nuclei_tf.inference.resume import StripParts
 from nuclei_tf.inference.sources import SlideSource
-from nuclei_tf.postprocess.measurements import nucleus_measurements
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
 from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask
 
@@ -39,9 +36,6 @@ from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask
 OVERLAY_MAX_PIXELS = 100_000_000
 #: long side of the thumbnail that tissue detection and stain statistics use
 THUMBNAIL = 2048
-CSV_COLUMNS = ["id", "centroid_x", "centroid_y", "area_um2", "perimeter_um", "circularity", "haematoxylin_od"]
-MEASUREMENTS = {"area_um2": "Area µm^2", "perimeter_um": "Perimeter µm", "circularity": "Circularity",
-                "haematoxylin_od": "Hematoxylin OD mean"}
 
 
 @dataclass
@@ -68,45 +62,6 @@ class SlideRun:
             "region": [*self.view.origin, *self.view.shape],
             "tissue": self.tissue,
         }
-
-
-class SlideRecords:
-    """Streams each strip's nuclei into ``<stem>.csv`` and ``<stem>.geojson`` in level-0 pixels."""
-
-    def __init__(self, run, table, features, stem, count=0):
-        self.run, self.table, self.features, self.stem, self.count = run, table, features, stem, count
-        self.writer = csv.writer(table)
-        if table.tell() == 0:
-            self.writer.writerow(CSV_COLUMNS)
-            features.write('{"type": "FeatureCollection", "features": [')
-
-    def to_level0(self, x, y):
-        """Model-space -> level-0 coordinates, both continuous (QuPath's: pixel i spans [i, i + 1))."""
-        return self.run.view.to_level0(x, y)
-
-    def add(self, strip, source):
-        """Measure and write the nuclei of ``strip`` (local ids + ``first_id`` - 1)."""
-        if not strip.count:
-            return
-        cols = np.flatnonzero(strip.labels.any(axis=0))
-        left, right = int(cols[0]), int(cols[-1]) + 1
-        labels = strip.labels[:, left:right]
-        image = source.read(left, strip.top, right - left, len(labels))
-        offset = strip.first_id - 1
-        rings = polygons(labels)
-        for m in nucleus_measurements(labels, image, self.run.bundle.mpp):
-            label = m["id"] + offset
-            x, y = self.to_level0(m["centroid_x"] + left, m["centroid_y"] + strip.top)
-            self.writer.writerow([label, f"{x:.2f}", f"{y:.2f}", *(f"{m[k]:.4g}" for k in MEASUREMENTS)])
-            ring = [list(self.to_level0(px + left + 0.5, py + strip.top + 0.5)) for px, py in rings[m["id"]]]  # vertices: pixel centres
-            feature = geojson_feature(label, ring)
-            feature["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"nuclei-tf/{self.stem}/{label}"))
-            feature["properties"]["measurements"] = {name: float(m[key]) for key, name in MEASUREMENTS.items()}
-            self.features.write(("," if self.count else "") + json.dumps(feature))
-            self.count += 1
-
-    def close(self):
-        self.features.write("]}\n")
 
 
 def level0_rows(blocks, view):
@@ -171,12 +126,12 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
         finished.band = band
     with NamedFile(partial["csv"], "a", name=paths["csv"], newline="") as table, \
             NamedFile(partial["geojson"], "a", name=paths["geojson"]) as features:
-        records = SlideRecords(run, table, features, stem, state.get("nuclei", 0))
+        records = NucleusRecords(table, features, stem, bundle.mpp, view.to_level0, view.downsample, state.get("nuclei", 0))
         if not state.get("complete"):
             resume = state.get("resume")
             blocks = probability_rows(bundle, source, batch_size, progress, start_row=resume["row"] if resume else 0)
             for strip in instance_strips(blocks, height, bundle.postprocess, strip_rows_for(width), resume=resume):
-                records.add(strip, source)
+                records.add(strip, source.read)
                 top, rows = finished.add(strip)
                 table.flush()
                 features.flush()

@@ -19,12 +19,11 @@ circularity, mean haematoxylin optical density and centroid.
   (r, c) covers [c, c + 1) x [r, r + 1), so its centre is (c + 0.5, r + 0.5)), QuPath's
   convention: full-resolution x = x0 + centroid_x * downsample for a strip at x0.
 
-Each nucleus is measured on its bounding-box crop (``scipy.ndimage.find_objects``), comparing
-the crop with its own id, so neighbours inside the box do not change its values.
+Every nucleus is measured in one pass over the label map: sums per id (``np.bincount``), and the
+Crofton count over every 2 x 2 window in which each id sees only its own pixels, so neighbours do
+not change a nucleus' values (equal to ``perimeter_crofton`` on each nucleus' mask: tested).
 """
 import numpy as np
-from scipy import ndimage
-from skimage.measure import perimeter_crofton
 
 from nuclei_tf.preprocess.macenko import Convention, rgb_uint8
 
@@ -56,12 +55,39 @@ def _haematoxylin(pixels, tables):
     return tables[0][pixels[..., 0]] + tables[1][pixels[..., 1]] + tables[2][pixels[..., 2]]
 
 
+#: Crofton weights of the 16 configurations of a 2 x 2 window (4 directions), indexed by the code
+#: bottom-right + 2 top-right + 4 bottom-left + 8 top-left (skimage.measure.perimeter_crofton's table)
+CROFTON_4 = np.array([0, np.pi / 4 * (1 + 1 / np.sqrt(2)), np.pi / (4 * np.sqrt(2)), np.pi / (2 * np.sqrt(2)), 0,
+                      np.pi / 4 * (1 + 1 / np.sqrt(2)), 0, np.pi / (4 * np.sqrt(2)), np.pi / 4, np.pi / 2,
+                      np.pi / (4 * np.sqrt(2)), np.pi / (4 * np.sqrt(2)), np.pi / 4, np.pi / 2, 0, 0])
+#: rows of ``labels`` per block: the block's float and index arrays stay small on a whole-slide strip
+ROWS_PER_BLOCK = 256
+
+
+def _window_perimeters(block, size):
+    """Crofton perimeter contributions of every 2 x 2 window of ``block`` (rows of the zero-padded
+    label map), per id: each id in a window adds the weight of its own configuration there, once."""
+    corners = [block[1:, 1:], block[:-1, 1:], block[1:, :-1], block[:-1, :-1]]  # bits 1, 2, 4, 8
+    occupied = np.flatnonzero((corners[0] | corners[1] | corners[2] | corners[3]).ravel() != 0)
+    corners = [c.ravel()[occupied] for c in corners]
+    total = np.zeros(size)
+    for k, label in enumerate(corners):
+        code = sum((corner == label).astype(np.int64) << bit for bit, corner in enumerate(corners))
+        first = label > 0
+        for earlier in corners[:k]:
+            first &= label != earlier  # an id met at an earlier corner of this window was counted there
+        total += np.bincount(label[first], weights=CROFTON_4[code[first]], minlength=size)
+    return total
+
+
 def nucleus_measurements(labels, image, mpp):
     """One dict per nucleus id present in ``labels`` (int instance map, 0 = background), in increasing id order.
 
-    Keys: id, area_um2, perimeter_um, circularity, haematoxylin_od, centroid_x, centroid_y
-    (centroid in pixels of ``labels``, pixel centres at +0.5). ``image``: the aligned RGB uint8
-    pixels; ``mpp``: microns per pixel of them. See the module docstring for the methods.
+    Keys: id, area_px, perimeter_px, area_um2, perimeter_um (None where ``mpp`` is None: no
+    resolution known), circularity, hematoxylin_od, centroid_x, centroid_y (centroid in pixels of
+    ``labels``, pixel centres at +0.5). ``image``: the aligned RGB uint8 pixels; ``mpp``: microns
+    per pixel of them. All nuclei are measured at once, :data:`ROWS_PER_BLOCK` rows at a time
+    (sums per id with ``np.bincount``); see the module docstring for the methods.
     """
     labels = np.asarray(labels)
     image = rgb_uint8(image)
@@ -69,27 +95,40 @@ def nucleus_measurements(labels, image, mpp):
         raise ValueError(f"labels {labels.shape} and image {image.shape} are not aligned")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, got {labels.dtype}")
-    if labels.size == 0 or labels.max() <= 0:
+    labels = np.maximum(labels, 0).astype(np.int64, copy=False)
+    size = int(labels.max(initial=0)) + 1
+    if size == 1:
         return []
-    mpp = float(mpp)
+    height, width = labels.shape
     tables = haematoxylin_tables()
+    area, sum_r, sum_c, haematoxylin, perimeter = (np.zeros(size) for _ in range(5))
+    columns = np.arange(width, dtype=np.float64)
+    for top in range(0, height + 1, ROWS_PER_BLOCK):
+        rows = labels[top : top + ROWS_PER_BLOCK]
+        if len(rows):
+            flat = rows.ravel()
+            area += np.bincount(flat, minlength=size)
+            sum_r += np.bincount(flat, weights=np.repeat(np.arange(top, top + len(rows), dtype=np.float64), width), minlength=size)
+            sum_c += np.bincount(flat, weights=np.tile(columns, len(rows)), minlength=size)
+            haematoxylin += np.bincount(flat, weights=_haematoxylin(image[top : top + len(rows)], tables).ravel(), minlength=size)
+        # the 2 x 2 windows whose top row is padded row top..top + len(rows): padded row k is labels row k - 1
+        block = np.zeros((min(ROWS_PER_BLOCK, height + 1 - top) + 1, width + 2), np.int64)
+        first, last = max(top - 1, 0), min(top + len(block) - 1, height)
+        block[first + 1 - top : last + 1 - top, 1:-1] = labels[first:last]
+        perimeter += _window_perimeters(block, size)
     results = []
-    for index, box in enumerate(ndimage.find_objects(labels if labels.min() >= 0 else np.maximum(labels, 0)), start=1):
-        if box is None:
-            continue
-        mask = labels[box] == index
-        rows, cols = np.nonzero(mask)
-        area_px = rows.size
-        perimeter_px = float(perimeter_crofton(np.pad(mask, 1), directions=4))
+    for index in np.flatnonzero(area[1:]) + 1:
+        area_px, perimeter_px = int(area[index]), float(perimeter[index])
         circularity = 4.0 * np.pi * area_px / perimeter_px**2 if perimeter_px > 0 else 1.0
         results.append({
-            "id": index,
-            "area_um2": area_px * mpp**2,
-            "perimeter_um": perimeter_px * mpp,
+            "id": int(index),
+            "area_px": area_px,
+            "perimeter_px": perimeter_px,
+            "area_um2": None if mpp is None else area_px * float(mpp) ** 2,
+            "perimeter_um": None if mpp is None else perimeter_px * float(mpp),
             "circularity": float(np.clip(circularity, 0.0, 1.0)),
-            # per nucleus: a strip-sized float image would cost ~20 bytes a pixel of the strip
-            "haematoxylin_od": float(_haematoxylin(image[box][mask], tables).mean(dtype=np.float64)),
-            "centroid_x": float(box[1].start + cols.mean() + 0.5),
-            "centroid_y": float(box[0].start + rows.mean() + 0.5),
+            "hematoxylin_od": float(haematoxylin[index] / area_px),
+            "centroid_x": float(sum_c[index] / area_px + 0.5),
+            "centroid_y": float(sum_r[index] / area_px + 0.5),
         })
     return results
