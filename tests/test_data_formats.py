@@ -221,7 +221,9 @@ def test_monuseg_image_without_any_ground_truth(synthetic_monuseg):
 @pytest.mark.parametrize(
     "array, match",
     [
-        (np.zeros((4, 4), np.float32), "must hold integers"),
+        (np.full((4, 4), 2.5, np.float32), r"non-integer ids \(2.5 at x=0, y=0\); ids are whole numbers"),
+        (np.array([[0, np.nan], [1, 2]], np.float64), r"non-integer ids \(nan at x=1, y=0\)"),
+        (np.zeros((4, 4), np.complex64), "must hold integers"),
         (np.full((4, 4), -1, np.int16), "negative ids"),
         (np.zeros((4, 4, 3), np.uint8), "single-channel"),
     ],
@@ -230,6 +232,14 @@ def test_bad_label_maps(tmp_path, array, match):
     path = tmp_path / "l.tif"
     tifffile.imwrite(path, array)
     _raises_naming(path, match, read_label, path)
+
+
+def test_whole_number_float_and_one_bit_label_maps_read_exactly(tmp_path):
+    ids = np.array([[0, 3, 3], [70000, 0, 1]])
+    tifffile.imwrite(tmp_path / "f.tif", ids.astype(np.float32))
+    np.testing.assert_array_equal(read_label(tmp_path / "f.tif"), ids)
+    Image.fromarray(np.array([[0, 1], [1, 0]], bool)).save(tmp_path / "bit.png")  # a 1-bit PNG
+    np.testing.assert_array_equal(read_label(tmp_path / "bit.png"), [[0, 1], [1, 0]])
 
 
 def test_unsupported_pixel_types(tmp_path):

@@ -65,7 +65,7 @@ def test_baseline_command_saves_predictions(tmp_path, data_args):
     "transform, match",
     [
         (lambda x: x[:-1], r"tnbc-01_1: prediction shape \(31, 32\) != ground truth shape \(32, 32\)"),
-        (lambda x: x.astype(np.float32), "tnbc-01_1.tif: label map must hold integers"),
+        (lambda x: x.astype(np.float32) + 0.25, "tnbc-01_1.tif: label map holds non-integer ids"),
         (lambda x: -x.astype(np.int16), "tnbc-01_1.tif: label map holds negative ids"),
     ],
 )

@@ -34,9 +34,10 @@ def summarise(splits, progress=True):
 @protocol_option()
 @json_option
 @data_errors_as_usage
-def summary(monuseg, tnbc, dsb, protocol, seed, as_json):
-    """Images, nuclei and organs in every split of a protocol."""
-    splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
+def summary(monuseg, tnbc, dsb, data, protocol, seed, as_json):
+    """Images, nuclei and organs in every split of a protocol (--data: of your own folder)."""
+    protocol = "folder" if data is not None else protocol
+    splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed, data=data)
     table = summarise(splits, progress=not as_json)
     if as_json:
         click.echo(json.dumps({"protocol": protocol, "seed": seed, "splits": table}, indent=2))

@@ -10,13 +10,15 @@ from nuclei_tf.data import split_protocol
 TRAINING_SPLITS = ("train", "val")
 
 
-def _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits=None):
-    """Shared body of both commands: evaluate on the test sets (or ``splits``) and write the reports."""
+def _run(predictor, method, monuseg, tnbc, dsb, data, protocol, seed, out, save_predictions, splits=None):
+    """Shared body of both commands: evaluate on the test sets (or ``splits``) and write the reports
+    (``data``: your own folder, protocol folder)."""
     from nuclei_tf.evaluation import evaluate_splits, write_reports
     from nuclei_tf.evaluation.runner import EXTRA_SCORES
 
     writable_folder(out)
-    every_split = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
+    protocol = "folder" if data is not None else protocol
+    every_split = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed, data=data)
     chosen = splits or [name for name in every_split if name not in TRAINING_SPLITS]
     unknown = sorted(set(chosen) - set(every_split))
     if unknown:
@@ -50,7 +52,8 @@ def _common(func):
 @precision_option
 @_common
 @data_errors_as_usage
-def evaluate(predictions, baseline, model_path, save_predictions, tta, precision, monuseg, tnbc, dsb, protocol, seed, out, splits):
+def evaluate(predictions, baseline, model_path, save_predictions, tta, precision, monuseg, tnbc, dsb, data, protocol, seed, out,
+             splits):
     """Score predicted instance maps (or a baseline, or a model) against a protocol's test sets."""
     from nuclei_tf.evaluation import baseline_predictor, folder_predictor, model_predictor
 
@@ -67,7 +70,7 @@ def evaluate(predictions, baseline, model_path, save_predictions, tta, precision
         bundle.tta = bundle.tta or tta
         extras = [name for name, on in (("TTA", bundle.tta), (bundle.runs_at, bundle.runs_at != "float32")) if on]
         predictor, method = model_predictor(bundle), f"model {model_path}{' with ' + ' and '.join(extras) if extras else ''}"
-    _run(predictor, method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)
+    _run(predictor, method, monuseg, tnbc, dsb, data, protocol, seed, out, save_predictions, splits)
 
 
 @click.command()
@@ -75,8 +78,8 @@ def evaluate(predictions, baseline, model_path, save_predictions, tta, precision
 @click.option("--save-predictions/--no-save-predictions", default=True, show_default=True, help="Also write the instance maps under OUT/predictions.")
 @_common
 @data_errors_as_usage
-def baseline(method, save_predictions, monuseg, tnbc, dsb, protocol, seed, out, splits):
+def baseline(method, save_predictions, monuseg, tnbc, dsb, data, protocol, seed, out, splits):
     """Run a classical baseline on a protocol's test sets and evaluate it."""
     from nuclei_tf.evaluation import baseline_predictor
 
-    _run(baseline_predictor(method), method, monuseg, tnbc, dsb, protocol, seed, out, save_predictions, splits)
+    _run(baseline_predictor(method), method, monuseg, tnbc, dsb, data, protocol, seed, out, save_predictions, splits)

@@ -3,6 +3,8 @@ import errno
 import functools
 import os
 
+from pathlib import Path
+
 import click
 
 from nuclei_tf.data.protocols import PROTOCOLS
@@ -11,13 +13,16 @@ _PATH = click.Path(exists=True, file_okay=False, dir_okay=True)
 
 
 def dataset_options(func):
-    """--monuseg, --tnbc and --dsb: the dataset roots a protocol may need."""
+    """--monuseg, --tnbc, --dsb and --data: the dataset roots a protocol may need (--data: protocol folder)."""
     for option in reversed(
         [
             click.option("--monuseg", type=_PATH, help="MoNuSeg 2018 root (holds 'MoNuSeg 2018 Training Data', 'MoNuSegTestData')."),
             click.option("--tnbc", type=_PATH, help="TNBC root (holds 'Slide_XX'/'GT_XX', or 'TNBC_NucleiSegmentation')."),
             click.option("--dsb", type=_PATH, help="DSB-2018 stage-1 download (holds 'stage1_train/', 'stage1_test/' "
                          "and their CSVs), or one stage folder ('<id>/images'; labels from '<id>/masks' or the CSV)."),
+            click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                         help="Your own annotations (protocol folder): ROOT/images + ROOT/labels (same stems), optional "
+                              "ROOT/val/, ROOT/test/ and ROOT/dataset.json (README, Your own data)."),
         ]
     ):
         func = option(func)
@@ -117,8 +122,6 @@ def os_error_line(exc):
 
 def writable_folder(folder):
     """Create ``folder`` (and parents) and check a file can be written in it, before any work."""
-    from pathlib import Path
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".nuclei-tf-write-check-{os.getpid()}"

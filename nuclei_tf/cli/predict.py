@@ -244,6 +244,22 @@ def _areas(ctx, param, value):
     return areas
 
 
+def calibration_data(trained, protocol, seed, data):
+    """``(protocol, seed, data)`` calibration runs on: as given, else the run's own (its config.yaml:
+    a run on your own folder calibrates on its validation images with no option), else lagree2021, 0."""
+    from nuclei_tf.data.folder import describe_folder
+
+    if data is not None:
+        if protocol not in (None, "folder"):
+            raise click.UsageError(f"--data calibrates on your own folder (protocol folder), not --protocol {protocol}")
+        recorded = trained.get("dataset") or {}
+        same = recorded.get("root") is not None and Path(recorded["root"]).resolve() == Path(data).resolve()
+        return "folder", seed if seed is not None else trained.get("seed", 0), recorded if same else describe_folder(data)
+    protocol = protocol or trained.get("protocol") or "lagree2021"
+    seed = seed if seed is not None else trained.get("seed", 0)
+    return protocol, seed, trained.get("dataset") if protocol == "folder" else None
+
+
 def _metrics(ctx, param, value):
     """``--metric`` "aji,pq" -> ("aji", "pq"), each a validation metric name."""
     from nuclei_tf.postprocess.search import check_metric
@@ -258,7 +274,7 @@ def _metrics(ctx, param, value):
 @click.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @dataset_options
-@protocol_option()
+@protocol_option(default=None)
 @click.option("--metric", "metrics", default="aji", show_default=True, callback=_metrics,
               help="Validation metric to maximise (e.g. aji, pq, f1@0.5); several, comma-separated, are chosen in one "
                    "search and each written to OUT/<metric>/.")
@@ -281,14 +297,14 @@ def _metrics(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
-def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, tiling, tile_memory, min_areas,
+def calibrate(model_path, monuseg, tnbc, dsb, data, protocol, seed, metrics, overlap, tiling, tile_memory, min_areas,
               min_marker_sizes, stain_gain_limit, out_dir, tta):
     """Choose threshold and watershed splitting (three-class models: threshold, marker threshold and
     whether a nucleus needs a marker) on the validation split; write a model folder (one per metric)."""
     import yaml
 
     from nuclei_tf.data import split_protocol
-    from nuclei_tf.data.protocols import TRAINING_MPP
+    from nuclei_tf.data.protocols import training_mpp
     from nuclei_tf.inference import ModelBundle, save_bundle
     from nuclei_tf.inference.calibrate import calibrate as search
     from nuclei_tf.inference.calibrate import setting_key
@@ -305,7 +321,8 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, 
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
     stain = trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
-    bundle = ModelBundle(model, stain=stain, tile=tile, overlap=overlap, mpp=TRAINING_MPP.get(protocol), tta=tta)
+    protocol, seed, data = calibration_data(trained, protocol, seed, data)
+    bundle = ModelBundle(model, stain=stain, tile=tile, overlap=overlap, mpp=training_mpp(protocol, data), tta=tta)
     if min_areas and bundle.mpp is None:
         raise click.BadParameter(f"protocol {protocol}'s images have no known resolution, so a nucleus area in um^2 has "
                                  "no pixel size", param_hint="--min-area")
@@ -323,7 +340,7 @@ def calibrate(model_path, monuseg, tnbc, dsb, protocol, seed, metrics, overlap, 
         calibration["tile"] = {"memory_mib": tile_memory, "bytes_per_pixel": round(per_pixel, 1), "precision": runs_at}
         click.echo(f"margin tiles of {bundle.tile} px ({per_pixel:.0f} B/px of activations at {runs_at}, "
                    f"{tile_memory} MiB budget), {bundle.margin} px margin")
-    splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed)
+    splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed, data=data)
     validation = splits["val"]
     if stain_gain_limit and bundle.stain.startswith("macenko"):
         bundle.stain_max_gain = gain_limit(bundle, splits["train"])

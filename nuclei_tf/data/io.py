@@ -281,12 +281,23 @@ def read_image(path):
 
 
 def read_label(path):
-    """Read an instance-label image (0 = background, 1..N = nuclei) as int32 H x W."""
+    """Read an instance-label image (0 = background, 1..N = nuclei) as int32 H x W (a 1-bit image as
+    0/1; floats only when every value is a whole number)."""
     array = _read_array(path)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 2:
         raise DataError(path, f"expected a single-channel label map, got shape {array.shape}")
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):  # whole numbers stored as floats convert exactly; others are refused
+        fractional = ~np.isfinite(array) | (array != np.round(array))
+        if fractional.any():
+            r, c = np.argwhere(fractional)[0]
+            raise DataError(path, f"label map holds non-integer ids ({array[r, c]} at x={c}, y={r}); ids are whole numbers")
+        if array.size and array.max() > np.iinfo(np.int32).max:
+            raise DataError(path, f"label ids exceed int32 (max {array.max()})")
+        array = array.astype(np.int64)
     if not np.issubdtype(array.dtype, np.integer):
         raise DataError(path, f"label map must hold integers, got {array.dtype}")
     if array.size and array.min() < 0:

@@ -19,6 +19,10 @@ entry per test set; no image appears in two splits.
   ``stage1_test`` as ``test`` (53). When ``--dsb`` is itself one stage folder
   (``<id>/images`` entries), its grey-scale images are split 10% ``test``, the rest 80:20
   train/val (the paper's 53 of 599 held out), so a single folder can still be inspected.
+* ``folder``: your own annotations (``fit --data ROOT``, :mod:`nuclei_tf.data.folder`): ROOT's
+  images for training, ``ROOT/val/`` for validation when present, else ``val_fraction`` of ROOT's
+  images by image; ``ROOT/test/`` as ``test`` when present. Every label is read and checked
+  (:func:`~nuclei_tf.data.folder.check_pairs`) before the splits are returned.
 """
 import itertools
 from pathlib import Path
@@ -27,6 +31,7 @@ import numpy as np
 
 from nuclei_tf.data.dsb import DSB2018, is_stage_folder
 from nuclei_tf.data.errors import DataError
+from nuclei_tf.data.folder import InstanceFolder, check_pairs, describe_folder
 from nuclei_tf.data.monuseg import MoNuSeg
 from nuclei_tf.data.tnbc import TNBC
 
@@ -48,10 +53,16 @@ def protocol(name):
 class Sources:
     """The dataset roots given by the user; a protocol asks for the ones it needs."""
 
-    def __init__(self, protocol_name, monuseg=None, tnbc=None, dsb=None, dsb_labels="auto"):
+    def __init__(self, protocol_name, monuseg=None, tnbc=None, dsb=None, dsb_labels="auto", data=None):
         self.protocol_name = protocol_name
-        self.roots = {"monuseg": monuseg, "tnbc": tnbc, "dsb": dsb}
+        self.roots = {"monuseg": monuseg, "tnbc": tnbc, "dsb": dsb, "data": data}
         self.dsb_labels = dsb_labels
+
+    def folder(self):
+        """The description of your own folder (:func:`~nuclei_tf.data.folder.describe_folder`): ``data``
+        is its root, or a description already resolved (a run's ``dataset`` section)."""
+        data = self.root("data")
+        return describe_folder(data) if isinstance(data, (str, Path)) else data
 
     def root(self, key):
         root = self.roots[key]
@@ -165,6 +176,24 @@ def long2020_train_val(stage1_train, seed):
     return train_val_split(stage1_train.records(greyscale_only=True), seed)
 
 
+@protocol("folder")
+def own_folder(sources, seed):
+    data = sources.folder()
+    root, labels = Path(data["root"]), data["labels"]
+    records = InstanceFolder(root, labels=labels).records()
+    if (root / "val").is_dir():
+        splits = {"train": records, "val": InstanceFolder(root / "val", name=root.name, labels=labels).records()}
+    else:
+        splits = train_val_split(records, seed, data["val_fraction"])
+    if (root / "test").is_dir():
+        splits["test"] = InstanceFolder(root / "test", name=root.name, labels=labels).records()
+    if not splits["train"]:
+        raise DataError(root / "images", "holds no training image")
+    for split in splits.values():
+        check_pairs(split)
+    return splits
+
+
 #: microns per pixel of each protocol's training images, recorded in model folders: MoNuSeg
 #: (TCGA slides scanned at 40x by Aperio scanners, 0.2462-0.2527 um/px) and TNBC (40x, Naylor et
 #: al. 2018) are about 0.25 um/px; DSB 2018 mixes microscopes and magnifications (unknown).
@@ -179,11 +208,20 @@ def get_protocol(name):
         raise ValueError(f"unknown protocol '{name}'; choose one of {', '.join(sorted(PROTOCOLS))}") from None
 
 
-def split_protocol(name, monuseg=None, tnbc=None, dsb=None, seed=0, dsb_labels="auto"):
+def training_mpp(protocol_name, dataset=None):
+    """Microns per pixel of a protocol's training images (:data:`TRAINING_MPP`); for ``folder``, the
+    ``mpp`` of its description ``dataset`` (None: unknown)."""
+    if protocol_name == "folder":
+        return (dataset or {}).get("mpp")
+    return TRAINING_MPP.get(protocol_name)
+
+
+def split_protocol(name, monuseg=None, tnbc=None, dsb=None, seed=0, dsb_labels="auto", data=None):
     """``{split: [Record, ...]}`` for protocol ``name`` from the given dataset roots.
 
     ``dsb_labels`` (``auto``, ``masks`` or ``csv``) picks where DSB-2018 labels come from
-    (see :class:`~nuclei_tf.data.dsb.DSB2018`).
+    (see :class:`~nuclei_tf.data.dsb.DSB2018`); ``data``: your own folder for protocol ``folder``
+    (its root, or its resolved description).
     """
-    sources = Sources(name, monuseg=monuseg, tnbc=tnbc, dsb=dsb, dsb_labels=dsb_labels)
+    sources = Sources(name, monuseg=monuseg, tnbc=tnbc, dsb=dsb, dsb_labels=dsb_labels, data=data)
     return get_protocol(name)(sources, seed)

@@ -15,12 +15,17 @@ An experiment YAML (see ``experiments/``) has the sections::
                                   # default: Lagree's ImageNet-pretrained VGG-19/ResNet-101/DenseNet-121 U-Nets
     precision: auto
     seed: 0
+    dataset: {...}                # protocol folder only: your own folder's description
+                                  # (nuclei_tf.data.folder.describe_folder: root, labels, val_fraction, mpp)
+    start_from: null              # a model folder to fine-tune (its model.keras is the starting point;
+                                  # arch, model, preprocess and data come from its trained_with)
 """
 import copy
 from pathlib import Path
 
 import yaml
 
+from nuclei_tf.data.folder import DATASET_DEFAULTS, check_description
 from nuclei_tf.data.pipeline import PipelineConfig
 from nuclei_tf.models.members import LAGREE_PRETRAINED_MEMBERS
 from nuclei_tf.preprocess.augment import DEFAULT_AUGMENTATION
@@ -37,6 +42,8 @@ DEFAULTS = {
     "members": None,
     "precision": "auto",
     "seed": 0,
+    "dataset": None,
+    "start_from": None,
 }
 
 SECTIONS = set(DEFAULTS)
@@ -90,10 +97,25 @@ def load_config(path=None, overrides=None):
         config["train"] = TrainConfig(**{**config["train"], "seed": seed}).to_dict()
     except (TypeError, ValueError) as exc:  # an unknown or invalid field in the data or train section
         raise ValueError(f"{path or 'config'}: {exc}") from None
+    check_dataset(config, path)
     if (head == "three_class") != (config["train"]["loss"] == "three_class"):
         raise ValueError(f"{path or 'config'}: model head {head!r} with train loss {config['train']['loss']!r}; "
                          "head: three_class and loss: three_class go together")
     return config
+
+
+def check_dataset(config, path):
+    """Protocol ``folder`` needs its folder's description (``dataset``), and only it has one; a
+    stacked model cannot be fine-tuned from one folder (``start_from``)."""
+    where = path or "config"
+    if config["protocol"] == "folder":
+        if not isinstance(config["dataset"], dict) or "root" not in config["dataset"]:
+            raise ValueError(f"{where}: protocol folder needs your folder: --data ROOT (or a dataset section with its root)")
+        config["dataset"] = check_description({**DATASET_DEFAULTS, **config["dataset"]}, where)
+    elif config["dataset"] is not None:
+        raise ValueError(f"{where}: a dataset section belongs to protocol folder (your own data), not {config['protocol']}")
+    if config["start_from"] is not None and config["arch"] in ("gbunet", "ensemble"):
+        raise ValueError(f"{where}: start_from fine-tunes a single model; {config['arch']} is built from members")
 
 
 def check_stacked_head(config, spec, path):

@@ -11,7 +11,7 @@ import yaml
 
 from nuclei_tf.data.pipeline import PipelineConfig, TrainingPipeline, prepare
 from nuclei_tf.data.protocols import split_protocol
-from nuclei_tf.models import build_model
+from nuclei_tf.models import build_model, load_model
 from nuclei_tf.models.members import load_member
 from nuclei_tf.preprocess.configured import make_preprocess
 from nuclei_tf.train.members import resolve_members
@@ -170,13 +170,36 @@ def plot_history(history, path):
     plt.close(figure)
 
 
+def starting_model(config, model_options):
+    """``build()`` of the model training starts from: a new ``arch``, with, when fine-tuning, the
+    weights of the ``start_from`` model folder (built anew, so that it trains under this run's
+    precision policy; its architecture and options are the config's, checked weight by weight)."""
+    if config["start_from"] is None:
+        return lambda: build_model(config["arch"], **model_options)
+    from nuclei_tf.inference.bundle import resolve_model
+
+    path = resolve_model(config["start_from"])
+    path = path / "model.keras" if path.is_dir() else path
+
+    def build():
+        model, trained = build_model(config["arch"], **model_options), load_model(path)
+        shapes = [w.shape for w in model.weights], [w.shape for w in trained.weights]
+        if shapes[0] != shapes[1]:
+            raise ValueError(f"{path}: its weights do not fit {config['arch']} with options {model_options} "
+                             "(start_from needs the folder's own arch and model options)")
+        model.set_weights(trained.get_weights())
+        return model
+
+    return build
+
+
 def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, callbacks=(), label="", pipelines=None):
     """Train ``config`` under its protocol into ``run_dir``; returns the summary dict. A GB U-Net
     or ensemble config first trains (or reuses) its members (:func:`train_members`)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     policy = set_precision(config["precision"])
-    splits = split_protocol(config["protocol"], monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=config["seed"])
+    splits = split_protocol(config["protocol"], monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=config["seed"], data=config["dataset"])
     pipelines = pipelines or Pipelines(splits, run_dir / "cache")
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     (run_dir / "environment.json").write_text(json.dumps(environment(policy), indent=2))
@@ -185,7 +208,7 @@ def fit_run(config, run_dir, monuseg=None, tnbc=None, dsb=None, resume=False, ca
     model_options = dict(config["model"])
     if config["arch"] in STACKED:
         model_options["members"] = train_members(config, run_dir, pipelines, resume, monuseg=monuseg, tnbc=tnbc, dsb=dsb)
-    build = lambda: build_model(config["arch"], **model_options)  # noqa: E731
+    build = starting_model(config, model_options)
     if config["arch"] == "ensemble":
         model, history, best = save_ensemble(build, run_dir), [], run_dir / "best.keras"
     else:
