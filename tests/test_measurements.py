@@ -88,8 +88,8 @@ def test_rejects_misaligned_inputs():
         nucleus_measurements(np.zeros((4, 4), np.int32), white((4, 5)), 0.5)
 
 
-@pytest.mark.parametrize("rows_per_block", [3, 7, 256])
-def test_all_nuclei_measured_at_once_equal_each_nucleus_measured_on_its_own_mask(monkeypatch, rows_per_block):
+@pytest.mark.parametrize("block_pixels", [1, 3 * 38, 7 * 38 + 5, 1 << 20])
+def test_all_nuclei_measured_at_once_equal_each_nucleus_measured_on_its_own_mask(monkeypatch, block_pixels):
     """The one-pass measurements against the obvious per-nucleus computation: skimage's
     perimeter_crofton on each nucleus' padded mask, pixel counts, means of the pixel centres and of
     the haematoxylin image, on touching random nuclei, any block size."""
@@ -99,7 +99,7 @@ def test_all_nuclei_measured_at_once_equal_each_nucleus_measured_on_its_own_mask
 
     import nuclei_tf.postprocess.measurements as measurements
 
-    monkeypatch.setattr(measurements, "ROWS_PER_BLOCK", rows_per_block)
+    monkeypatch.setattr(measurements, "BLOCK_PIXELS", block_pixels)
     rng = np.random.default_rng(3)
     seeds = np.zeros((45, 38), np.int32)
     seeds[rng.integers(0, 45, 25), rng.integers(0, 38, 25)] = np.arange(1, 26)

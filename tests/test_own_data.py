@@ -135,4 +135,7 @@ def test_fine_tuning_starts_from_the_model_folder_with_its_recipe(tmp_path):
     moved = [np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in zip(base.trainable_weights, started.trainable_weights)]
     assert 0 < max(moved) < 2e-5  # one Adam step at 1e-5 from the folder's weights, not a new initialisation
     assert invoke(["calibrate", tmp_path / "tuned" / "best.keras", "--out", tmp_path / "tuned_folder"]).exit_code == 0
-    assert load_bundle(tmp_path / "tuned_folder").stain == "macenko"
+    tuned, started = load_bundle(tmp_path / "tuned_folder"), load_bundle(tmp_path / "base")
+    assert tuned.stain == "macenko" and started.stain_max_gain is not None
+    assert tuned.stain_max_gain == started.stain_max_gain  # the starting folder's caps, not 5 images' own
+    assert tuned.info["calibration"]["stain_max_gain"] == {"from": str(tmp_path / "base")}

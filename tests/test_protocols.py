@@ -44,5 +44,5 @@ def test_protocols_on_synthetic_data(synthetic_monuseg, synthetic_tnbc, syntheti
 def test_missing_dataset_and_unknown_protocol(synthetic_monuseg):
     with pytest.raises(DataError, match="needs the tnbc folder"):
         split_protocol("lagree2021", monuseg=synthetic_monuseg)
-    with pytest.raises(ValueError, match="unknown protocol 'nope'; choose one of kasturi2022"):
+    with pytest.raises(ValueError, match="unknown protocol 'nope'; choose one of folder, kasturi2022"):
         split_protocol("nope")

@@ -22,6 +22,7 @@ COMMANDS = {
     "data": "nuclei_tf.cli.data:data",
     "baseline": "nuclei_tf.cli.evaluate:baseline",
     "calibrate": "nuclei_tf.cli.predict:calibrate",
+    "cohort": "nuclei_tf.cli.cohort:cohort",
     "demo": "nuclei_tf.cli.predict:demo",
     "evaluate": "nuclei_tf.cli.evaluate:evaluate",
     "export": "nuclei_tf.cli.predict:export",
@@ -36,6 +37,7 @@ COMMANDS = {
 #: one-line help shown by `nuclei-tf --help` without importing the command module.
 SHORT_HELP = {
     "calibrate": "Choose a model's threshold and splitting on the validation split; write a model folder.",
+    "cohort": "Segment a cohort of slides on Dask (this machine, a running cluster or Slurm), with summaries.",
     "data": "Inspect datasets and split protocols.",
     "baseline": "Run a classical baseline (Otsu, watershed, Fiji-like) on a protocol's test sets.",
     "demo": "Segment the shipped sample image with the shipped model.",

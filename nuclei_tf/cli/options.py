@@ -131,3 +131,32 @@ def writable_folder(folder):
         raise OSError(exc.errno, exc.strerror, str(folder)) from None
     probe.unlink()
     return folder
+
+
+model_option = click.option(
+    "--model", "model_path", type=click.Path(path_type=Path),
+    help="Model folder (model.keras + config.json), .keras file or shipped model name (e.g. lagree2021_ensemble_cpu); "
+         "default: the shipped unet_plus_b16.",
+)
+
+
+def _microscope_mpp(ctx, param, value):
+    if value is not None and not 0.05 <= value <= 20:
+        raise click.BadParameter(f"{value} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")
+    return value
+
+
+def prediction_options(func):
+    """What ``predict`` and ``cohort`` segment each input with: --model, --batch-size, --mpp,
+    --tissue/--no-tissue, --overlay/--no-overlay, --min-area, --tta and --precision."""
+    for option in reversed([
+        model_option,
+        click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per model call."),
+        click.option("--mpp", type=float, callback=_microscope_mpp,
+                     help="Microns per pixel of the slide's level 0 (overrides what the file records)."),
+        click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides)."),
+        click.option("--overlay/--no-overlay", default=None, help="Write <stem>.overlay.png (default: for regions up to 100 Mpx)."),
+        min_area_option, tta_option, precision_option,
+    ]):
+        func = option(func)
+    return func

@@ -4,31 +4,25 @@ from pathlib import Path
 
 import click
 
-from nuclei_tf.cli.options import (data_errors_as_usage, dataset_options, min_area_option, precision_option, protocol_option,
+from nuclei_tf.cli.options import (data_errors_as_usage, dataset_options, model_option, prediction_options, protocol_option,
                                    tta_option, writable_folder)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "breast_sample.png"
 
-model_option = click.option(
-    "--model", "model_path", type=click.Path(path_type=Path),
-    help="Model folder (model.keras + config.json), .keras file or shipped model name (e.g. lagree2021_ensemble_cpu); "
-         "default: the shipped unet_plus_b16.",
-)
-
-
 def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi=None, tissue=True, overlay=None, tta=False,
                    precision=None, min_area=None):
     """Segment each image and write its outputs, streamed strip by strip (whole slides fit in
-    bounded memory); returns the output paths per image. Whole slides (and any image given
-    ``mpp`` or ``roi``, or recording a resolution other than the model's) go through
-    :func:`~nuclei_tf.inference.wsi.predict_slide` at the model's resolution. ``min_area``: the
-    smallest nucleus kept in um^2, in place of the model folder's."""
+    bounded memory); returns the output paths per image. Each input goes through
+    :func:`~nuclei_tf.inference.predict_file.predict_file` (whole slides, and images given ``mpp``
+    or ``roi`` or recording a resolution other than the model's, at the model's resolution).
+    ``min_area``: the smallest nucleus kept in um^2, in place of the model folder's."""
     from tqdm import tqdm
 
-    from nuclei_tf.data.slide import open_slide, plausible_mpp
-    from nuclei_tf.inference import load_bundle
+    from nuclei_tf.data.slide import open_slide
     from nuclei_tf.inference.outputs import SLIDE_SUFFIXES, output_paths
+    from nuclei_tf.inference.predict_file import check_size, plain_pixels, predict_file
     from nuclei_tf.inference.sources import read_ahead
+    from nuclei_tf.inference.wsi import stop_message
 
     refuse_shared_stems(images)
     writable_folder(out_dir)
@@ -36,6 +30,32 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
         output_paths(out_dir, Path(path).stem, SLIDE_SUFFIXES)
         with open_slide(path) as slide:
             check_size(slide)
+    bundle = load_model_for_prediction(model_path, precision, tta, min_area)
+    written, nuclei = {}, 0
+    with tqdm(total=len(images), desc="images", unit="image", disable=len(images) < 2) as bar:
+        say = bar.write if len(images) > 1 else click.echo
+        for path, plain in read_ahead(images, lambda p: plain_pixels(bundle, p, mpp, roi)):
+            try:
+                written[path], count = predict_file(bundle, path, out_dir, plain, mpp=mpp, roi=roi, tissue=tissue,
+                                                    overlay=overlay, batch_size=batch_size,
+                                                    model_name=model_path or "shipped", echo=click.echo)
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: an image leaves no partial file, a slide its finished strips
+                done = ", ".join(str(p) for p in written) or "none"
+                kept = (stop_message(out_dir, Path(path).stem) if plain is None
+                        else f"its outputs were not written (finished: {done})")
+                click.echo(f"\ninterrupted while predicting {path}: {kept}", err=True)
+                sys.exit(130)
+            nuclei += count
+            say(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
+            bar.set_postfix(nuclei=nuclei, refresh=False)
+            bar.update()
+    return written
+
+
+def load_model_for_prediction(model_path, precision, tta, min_area):
+    """The model bundle ``predict`` runs: ``--tta`` and ``--min-area`` applied, its post-processing said."""
+    from nuclei_tf.inference import load_bundle
+
     bundle = load_bundle(model_path, precision=precision)
     bundle.tta = bundle.tta or tta
     if min_area is not None:
@@ -44,50 +64,7 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
         except ValueError as exc:
             raise click.BadParameter(f"{model_path or 'the model'}: {exc}", param_hint="--min-area") from None
     click.echo(f"model {model_path or 'shipped'}: {bundle.postprocess_summary()}", err=True)
-
-    def plain_pixels(path):
-        """``(pixels, microns per pixel or None)`` of a plain image (read in the background, one image
-        ahead); None for a slide."""
-        with open_slide(path) as slide:
-            if needs_slide_path(slide, bundle, mpp, roi):
-                return None
-            return slide.read_region(0, 0, 0, *slide.dimensions), slide.mpp if plausible_mpp(slide.mpp) else None
-
-    written, nuclei = {}, 0
-    with tqdm(total=len(images), desc="images", unit="image", disable=len(images) < 2) as bar:
-        say = bar.write if len(images) > 1 else click.echo
-        for path, plain in read_ahead(images, plain_pixels):
-            if plain is None:
-                with open_slide(path) as slide:
-                    written[path], count = predict_slide_cli(bundle, slide, Path(path), out_dir, model_path, batch_size,
-                                                             mpp, roi, tissue, overlay)
-            else:
-                written[path], count = _segment_image(bundle, *plain, path, out_dir, batch_size, written)
-            nuclei += count
-            say(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
-            bar.set_postfix(nuclei=nuclei, refresh=False)
-            bar.update()
-    return written
-
-
-def _segment_image(bundle, image, image_mpp, path, out_dir, batch_size, written):
-    """One plain image's outputs; ``(paths, nuclei)``; ``image_mpp``: its resolution where recorded."""
-    from nuclei_tf.data.errors import DataError
-    from nuclei_tf.inference.outputs import write_segmentation
-    from nuclei_tf.inference.predict import segment_strips
-
-    large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
-    strips = segment_strips(bundle, image, batch_size=batch_size, progress=large)
-    try:
-        return write_segmentation(image, strips, Path(out_dir), Path(path).stem, image_mpp)
-    except DataError:
-        raise
-    except ValueError as exc:  # e.g. a model that outputs NaN: name the image
-        raise DataError(path, str(exc)) from None
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: write_segmentation left no partial file
-        done = ", ".join(str(p) for p in written) or "none"
-        click.echo(f"\ninterrupted while predicting {path}: its outputs were not written (finished: {done})", err=True)
-        sys.exit(130)
+    return bundle
 
 
 def refuse_shared_stems(images):
@@ -99,53 +76,6 @@ def refuse_shared_stems(images):
             raise click.UsageError(f"{seen[stem]} and {path} would both write {stem}.* in the output folder; "
                                    "rename one or predict them into different --out folders")
         seen[stem] = path
-
-
-#: smallest image side predicted: a nucleus is about 15-60 px across at the models' 0.25 um/px
-MIN_SIDE = 16
-
-
-def check_size(slide):
-    """Refuse images narrower than a nucleus in either direction (their "nuclei" would be edge noise)."""
-    width, height = slide.dimensions
-    if min(width, height) < MIN_SIDE:
-        from nuclei_tf.data.errors import DataError
-
-        raise DataError(slide.path, f"is {width} x {height} px; each side must be at least {MIN_SIDE} px "
-                                    "(a nucleus is 15-60 px across at the models' 0.25 um/px)")
-
-
-def needs_slide_path(slide, bundle, mpp, roi):
-    """Whole slides, and plain images given --mpp / --roi or recording a resolution more than 5%
-    away from the model's, are predicted at the model's resolution."""
-    from nuclei_tf.data.slide import plausible_mpp
-
-    if slide.is_whole_slide or mpp is not None or roi is not None:
-        return True
-    return plausible_mpp(slide.mpp) and bundle.mpp is not None and abs(slide.mpp / bundle.mpp - 1) > 0.05
-
-
-def predict_slide_cli(bundle, slide, path, out_dir, model_path, batch_size, mpp, roi, tissue, overlay):
-    """One slide through :func:`~nuclei_tf.inference.wsi.predict_slide`, with what to do next
-    said on Ctrl-C or a failed read (the finished strips are kept)."""
-    from nuclei_tf.data.errors import DataError
-    from nuclei_tf.data.slide import ResampledView
-    from nuclei_tf.inference.wsi import predict_slide, stop_message
-
-    if bundle.mpp is None:
-        raise DataError(model_path or "the model folder", "records no training resolution ('mpp' in config.json), so slides "
-                        "cannot be brought to it; add the microns per pixel of its training images there")
-    view = ResampledView(slide, bundle.mpp, slide_mpp=mpp, roi=roi)
-    if getattr(view, "assumed_mpp", False):
-        click.echo(f"note: {path} records no resolution: its pixels are taken as the model's {bundle.mpp} um/px (pass --mpp)")
-    try:
-        return predict_slide(bundle, slide, view, out_dir, path.stem, model_path or "shipped", tissue=tissue, overlay=overlay,
-                             batch_size=batch_size, echo=click.echo)
-    except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: {stop_message(out_dir, path.stem)}", err=True)
-        sys.exit(130)
-    except DataError as exc:
-        raise DataError(exc.path, f"{exc.problem}; {stop_message(out_dir, path.stem)}") from None
 
 
 def parse_roi(ctx, param, value):
@@ -166,24 +96,15 @@ def parse_roi(ctx, param, value):
 @click.option("--from-list", "list_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A text file of inputs, one path a line (# comments; relative to the file's folder).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-@model_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per model call.")
-@click.option("--mpp", type=float, help="Microns per pixel of the slide's level 0 (overrides what the file records).")
 @click.option("--roi", callback=parse_roi, help="X,Y,W,H: predict only this region (level-0 pixels).")
-@click.option("--tissue/--no-tissue", default=True, show_default=True, help="Skip tiles without tissue (whole slides).")
-@click.option("--overlay/--no-overlay", default=None, help="Write <stem>.overlay.png (default: for regions up to 100 Mpx).")
-@min_area_option
-@tta_option
-@precision_option
+@prediction_options
 @data_errors_as_usage
-def predict(images, list_file, out_dir, model_path, batch_size, mpp, roi, tissue, overlay, min_area, tta, precision):
+def predict(images, list_file, out_dir, roi, model_path, batch_size, mpp, tissue, overlay, min_area, tta, precision):
     """Segment nuclei in IMAGES or whole slides (SVS, NDPI, MRXS, SCN, tiled TIFF...), or in every such
     file under a folder (recursive): <stem>.labels.tif, .geojson (QuPath detections), .csv,
     .overlay.png; a stopped slide run continues when run again."""
     from nuclei_tf.inference.inputs import expand_inputs
 
-    if mpp is not None and not 0.05 <= mpp <= 20:
-        raise click.BadParameter(f"{mpp} um/px is not a microscope resolution (expected 0.05-20)", param_hint="--mpp")
     if not images and list_file is None:
         raise click.UsageError("give IMAGES (files or folders) or --from-list FILE")
     run_prediction(expand_inputs(images, list_file), out_dir, model_path, batch_size, mpp, roi, tissue, overlay, tta,
@@ -244,6 +165,20 @@ def _areas(ctx, param, value):
     return areas
 
 
+def starting_gain_limit(trained):
+    """A fine-tuned run's Macenko gain caps: those of the model folder it started from (chosen on
+    that model's whole training split; recomputed on the 3 TNBC images of
+    ``examples/fine_tune_tnbc.py`` they loosened to 3.2 / 2.1 and AJI on 27 unseen images fell
+    0.571 -> 0.555), or None for a run trained from scratch or from a folder without caps."""
+    if not trained.get("start_from"):
+        return None
+    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.folder_config import read_folder_config
+
+    folder = resolve_model(trained["start_from"])
+    return read_folder_config(folder / "config.json")["stain_max_gain"] if folder.is_dir() else None
+
+
 def calibration_data(trained, protocol, seed, data):
     """``(protocol, seed, data)`` calibration runs on: as given, else the run's own (its config.yaml:
     a run on your own folder calibrates on its validation images with no option), else lagree2021, 0."""
@@ -293,7 +228,8 @@ def _metrics(ctx, param, value):
               "nucleus. Default: 1 only.")
 @click.option("--stain-gain-limit/--no-stain-gain-limit", default=True, show_default=True,
               help="Macenko models: cap each stain's normalisation gain at the largest one on the training split, "
-                   "so that faint tissue with few nuclei is not amplified into false nuclei.")
+                   "so that faint tissue with few nuclei is not amplified into false nuclei (a fine-tuned run: "
+                   "the caps of the model folder it started from).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @tta_option
 @data_errors_as_usage
@@ -334,15 +270,19 @@ def calibrate(model_path, monuseg, tnbc, dsb, data, protocol, seed, metrics, ove
         from nuclei_tf.models.receptive_field import inference_margin, input_multiple
 
         runs_at = runnable_precision(bundle.precision)
-        per_pixel = activation_bytes_per_pixel(model_path, runs_at)
+        per_pixel = round(activation_bytes_per_pixel(model_path, runs_at), 1)  # the recorded figure gives the tile
         bundle.margin = inference_margin(bundle.model)
         bundle.tile = margin_tile(per_pixel, bundle.margin, input_multiple(bundle.model), tile_memory)
-        calibration["tile"] = {"memory_mib": tile_memory, "bytes_per_pixel": round(per_pixel, 1), "precision": runs_at}
+        calibration["tile"] = {"memory_mib": tile_memory, "bytes_per_pixel": per_pixel, "precision": runs_at}
         click.echo(f"margin tiles of {bundle.tile} px ({per_pixel:.0f} B/px of activations at {runs_at}, "
                    f"{tile_memory} MiB budget), {bundle.margin} px margin")
     splits = split_protocol(protocol, monuseg=monuseg, tnbc=tnbc, dsb=dsb, seed=seed, data=data)
     validation = splits["val"]
-    if stain_gain_limit and bundle.stain.startswith("macenko"):
+    started = starting_gain_limit(trained)
+    if stain_gain_limit and started is not None:
+        bundle.stain_max_gain = started
+        calibration["stain_max_gain"] = {"from": trained["start_from"]}
+    elif stain_gain_limit and bundle.stain.startswith("macenko"):
         bundle.stain_max_gain = gain_limit(bundle, splits["train"])
         calibration["stain_max_gain"] = {"split": "train", "images": len(splits["train"])}
     chosen = search(bundle, validation, metrics=metrics, min_sizes=min_sizes, min_marker_sizes=min_marker_sizes)

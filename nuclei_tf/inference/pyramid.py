@@ -169,7 +169,7 @@ def _level_rows(top, block, step):
     return block[(-top) % step :: step, ::step]
 
 
-def write_label_pyramid(path, row_blocks, height, width, mpp=None, tile=256, smallest=1024, compression="zlib"):
+def write_label_pyramid(path, row_blocks, height, width, mpp=None, tile=256, smallest=1024, compression="zlib", uuid=None):
     """Write an int32 instance-label map arriving as row blocks as a tiled pyramidal TIFF.
 
     ``row_blocks``: an iterable of integer arrays ``(rows, width)`` covering map rows
@@ -178,7 +178,9 @@ def write_label_pyramid(path, row_blocks, height, width, mpp=None, tile=256, sma
     width or a total row count other than ``height`` raise ValueError naming what was expected
     and received. ``mpp``: micrometres per pixel of level 0, stored as OME PhysicalSizeX/Y and
     as TIFF resolution tags (pixels per centimetre, ``1e4 / mpp``, scaled on each level).
-    ``tile``: tile side (a multiple of 16). ``compression``: any tifffile compression.
+    ``tile``: tile side (a multiple of 16). ``compression``: any tifffile compression. ``uuid``:
+    the OME UUID (default: tifffile's, new on every write), so that the same computation can
+    give the same bytes.
 
     Layout: level 0 is the first IFD (OME-XML in its description); level k (``ceil(height /
     2**k) x ceil(width / 2**k)``, ``labels[::2**k, ::2**k]``) is SubIFD k-1 of level 0, down to
@@ -223,7 +225,7 @@ def write_label_pyramid(path, row_blocks, height, width, mpp=None, tile=256, sma
     shapes = pyramid_shapes(height, width, smallest)
     passthrough = _is_zlib(compression)
     raw_bytes = sum(h * w for h, w in shapes) * LABEL_DTYPE.itemsize
-    metadata = {"axes": "YX", "Name": path.name.split(".")[0]}
+    metadata = {"axes": "YX", "Name": path.name.split(".")[0], **({"UUID": f"urn:uuid:{uuid}"} if uuid else {})}
     if mpp is not None:
         metadata.update(PhysicalSizeX=float(mpp), PhysicalSizeXUnit="µm",
                         PhysicalSizeY=float(mpp), PhysicalSizeYUnit="µm")

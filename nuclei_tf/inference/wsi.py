@@ -16,6 +16,7 @@ resolution, tissue only, strip by strip, resumable, with QuPath-ready outputs in
 """
 import hashlib
 import json
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,12 @@ class SlideRun:
             "region": [*self.view.origin, *self.view.shape],
             "tissue": self.tissue,
         }
+
+    def file_uuid(self):
+        """The label pyramid's OME UUID, a function of what is computed (not of how the model was
+        named), so that ``predict`` and a cohort write the same bytes for the same slide."""
+        fingerprint = {k: v for k, v in self.fingerprint(None).items() if k != "model"}
+        return uuid.uuid5(uuid.NAMESPACE_URL, "nuclei-tf:" + json.dumps(fingerprint, sort_keys=True))
 
 
 def level0_rows(blocks, view):
@@ -142,7 +149,7 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
         if finished.top != height:
             raise ValueError(f"segmentation of {stem} ended at row {finished.top} of {height}")
         records.close()
-    _write_labels(parts, view, slide, partial, paths)
+    _write_labels(parts, view, slide, partial, paths, run.file_uuid())
     for kind, path in partial.items():
         path.replace(paths[kind])
     parts.remove()
@@ -165,7 +172,7 @@ def _report_plan(source, bundle, view, slide, parts, echo):
              f"{progress['nuclei']} nuclei so far) from {parts.folder}")
 
 
-def _write_labels(parts, view, slide, partial, paths):
+def _write_labels(parts, view, slide, partial, paths, file_uuid):
     """The level-0 label pyramid (and overlay) of the region, from the recorded strips."""
     width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
     blocks = level0_rows(parts.final_rows(), view)
@@ -176,7 +183,7 @@ def _write_labels(parts, view, slide, partial, paths):
             drawer = OverlayRows(Level0Image(slide, view.origin, width0), png)
             blocks = _drawn(blocks, drawer)
         with naming(paths["labels"]):  # the pyramid writer and its spools
-            write_label_pyramid(partial["labels"], blocks, height0, width0, mpp=view.slide_mpp)
+            write_label_pyramid(partial["labels"], blocks, height0, width0, mpp=view.slide_mpp, uuid=file_uuid)
         if drawer is not None:
             drawer.close()
 

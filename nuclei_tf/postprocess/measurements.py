@@ -60,8 +60,9 @@ def _haematoxylin(pixels, tables):
 CROFTON_4 = np.array([0, np.pi / 4 * (1 + 1 / np.sqrt(2)), np.pi / (4 * np.sqrt(2)), np.pi / (2 * np.sqrt(2)), 0,
                       np.pi / 4 * (1 + 1 / np.sqrt(2)), 0, np.pi / (4 * np.sqrt(2)), np.pi / 4, np.pi / 2,
                       np.pi / (4 * np.sqrt(2)), np.pi / (4 * np.sqrt(2)), np.pi / 4, np.pi / 2, 0, 0])
-#: rows of ``labels`` per block: the block's float and index arrays stay small on a whole-slide strip
-ROWS_PER_BLOCK = 256
+#: pixels of ``labels`` per block of rows: a block's index and float arrays (about 40 bytes a pixel)
+#: stay near 10 MB however wide a whole-slide strip is
+BLOCK_PIXELS = 1 << 18
 
 
 def _window_perimeters(block, size):
@@ -72,7 +73,7 @@ def _window_perimeters(block, size):
     corners = [c.ravel()[occupied] for c in corners]
     total = np.zeros(size)
     for k, label in enumerate(corners):
-        code = sum((corner == label).astype(np.int64) << bit for bit, corner in enumerate(corners))
+        code = sum((corner == label).astype(np.intp) << bit for bit, corner in enumerate(corners))
         first = label > 0
         for earlier in corners[:k]:
             first &= label != earlier  # an id met at an earlier corner of this window was counted there
@@ -86,8 +87,8 @@ def nucleus_measurements(labels, image, mpp):
     Keys: id, area_px, perimeter_px, area_um2, perimeter_um (None where ``mpp`` is None: no
     resolution known), circularity, hematoxylin_od, centroid_x, centroid_y (centroid in pixels of
     ``labels``, pixel centres at +0.5). ``image``: the aligned RGB uint8 pixels; ``mpp``: microns
-    per pixel of them. All nuclei are measured at once, :data:`ROWS_PER_BLOCK` rows at a time
-    (sums per id with ``np.bincount``); see the module docstring for the methods.
+    per pixel of them. All nuclei are measured at once, about :data:`BLOCK_PIXELS` pixels at a
+    time (sums per id with ``np.bincount``); see the module docstring for the methods.
     """
     labels = np.asarray(labels)
     image = rgb_uint8(image)
@@ -95,16 +96,16 @@ def nucleus_measurements(labels, image, mpp):
         raise ValueError(f"labels {labels.shape} and image {image.shape} are not aligned")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, got {labels.dtype}")
-    labels = np.maximum(labels, 0).astype(np.int64, copy=False)
     size = int(labels.max(initial=0)) + 1
     if size == 1:
         return []
     height, width = labels.shape
+    step = max(1, BLOCK_PIXELS // max(width, 1))
     tables = haematoxylin_tables()
     area, sum_r, sum_c, haematoxylin, perimeter = (np.zeros(size) for _ in range(5))
     columns = np.arange(width, dtype=np.float64)
-    for top in range(0, height + 1, ROWS_PER_BLOCK):
-        rows = labels[top : top + ROWS_PER_BLOCK]
+    for top in range(0, height + 1, step):
+        rows = np.maximum(labels[top : top + step], 0)  # negative ids (none in our maps) count as background
         if len(rows):
             flat = rows.ravel()
             area += np.bincount(flat, minlength=size)
@@ -112,9 +113,9 @@ def nucleus_measurements(labels, image, mpp):
             sum_c += np.bincount(flat, weights=np.tile(columns, len(rows)), minlength=size)
             haematoxylin += np.bincount(flat, weights=_haematoxylin(image[top : top + len(rows)], tables).ravel(), minlength=size)
         # the 2 x 2 windows whose top row is padded row top..top + len(rows): padded row k is labels row k - 1
-        block = np.zeros((min(ROWS_PER_BLOCK, height + 1 - top) + 1, width + 2), np.int64)
+        block = np.zeros((min(step, height + 1 - top) + 1, width + 2), labels.dtype)
         first, last = max(top - 1, 0), min(top + len(block) - 1, height)
-        block[first + 1 - top : last + 1 - top, 1:-1] = labels[first:last]
+        block[first + 1 - top : last + 1 - top, 1:-1] = np.maximum(labels[first:last], 0)
         perimeter += _window_perimeters(block, size)
     results = []
     for index in np.flatnonzero(area[1:]) + 1:
