@@ -82,7 +82,8 @@ class PeakRss:
                 return
             for process in processes:
                 try:
-                    label = " ".join(process.cmdline()[1:4])
+                    command = process.cmdline()
+                    label = "worker" if "multiprocessing" in " ".join(command) else " ".join(command[1:4])
                     self.peaks[process.pid] = max(self.peaks.get(process.pid, (0, label))[0],
                                                   process.memory_info().rss / 2**30), label
                 except psutil.Error:

@@ -133,7 +133,7 @@ def run_child(command):
 
 def scheme_folder(model, scheme, tmp):
     """The model folder to run: as shipped (``model``) or with today's 256 px blend tiling."""
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
 
     folder = resolve_model(model)
     if scheme == "model":

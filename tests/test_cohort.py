@@ -194,6 +194,7 @@ def test_a_cohort_on_a_running_cluster_matches_predict_records_failures_and_skip
         assert float(row["nuclei_per_mm2"]) == pytest.approx(int(row["nuclei"]) / float(row["tissue_mm2"]), rel=1e-3)
         assert row["worker"].startswith("tcp://127.0.0.1:") and row["model"] == str(darkness)
     assert (out / "cohort.png").stat().st_size > 1000
+    assert float(table["case0"]["tissue_mm2"]) == pytest.approx(tissue_area_mm2(slides / "case0.tif")[0], rel=1e-5)
     reference = tmp_path / "predict"
     assert run_cli("predict", slides / "cases" / "case1.tif", "--model", darkness, *F32, "--out", reference).exit_code == 0
     same_outputs(out / "slides", reference, "case1")
@@ -285,7 +286,9 @@ def test_the_default_local_cluster_runs_and_leaves_nothing_behind(tmp_path, slid
     before = _cluster_leftovers((set(), set()))
     result = run_cli("cohort", slides / "case0.tif", "--model", darkness, *F32, "--out", tmp_path / "out", "--no-overlay")
     assert result.exit_code == 0, result.output
-    assert "Dask: 1 worker(s) at tcp://127.0.0.1:" in result.output and "dashboard" in result.output
+    from nuclei_tf.cohort.engine import cpu_workers
+
+    assert f"Dask: {cpu_workers()[0]} worker(s) at tcp://127.0.0.1:" in result.output and "dashboard" in result.output
     row, = csv.DictReader(open(tmp_path / "out" / "cohort.csv"))
     assert row["status"] == "ok" and int(row["nuclei"]) > 20
     assert not (tmp_path / "out" / "slides" / "case0.overlay.png").exists()
@@ -296,7 +299,10 @@ def test_the_default_local_cluster_runs_and_leaves_nothing_behind(tmp_path, slid
 
 
 def test_slurm_job_script_and_gpu_workers():
-    from nuclei_tf.cohort.engine import gpu_worker_specs
+    from nuclei_tf.cohort.engine import cpu_workers, gpu_worker_specs
+
+    gib = 2**30
+    assert cpu_workers(2, 16 * gib) == (2, 1) and cpu_workers(8, 4 * gib) == (1, 8) and cpu_workers(16, 10 * gib) == (4, 4)
 
     result = run_cli("cohort", "--slurm", "--dry-run", "--partition", "gpu", "--account", "lab", "--gpus-per-job", "1",
                      "--cores", "6", "--memory", "24GB", "--walltime", "02:00:00", "--out", "x", "README.md")
@@ -325,3 +331,12 @@ def test_the_tables_are_rewritten_whole_as_slides_finish(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet", reason="cohort.parquet is written only where pyarrow is installed")
     table = pq.read_table(tmp_path / "cohort.parquet").to_pylist()
     assert [r["id"] for r in table] == ["b", "a"] and table[1]["nuclei"] == 10 and table[0]["status"] == "failed"
+
+
+def test_a_worker_loads_the_model_once_for_all_its_slides(darkness):
+    from nuclei_tf.cohort.task import CohortSettings, worker_bundle
+
+    settings = CohortSettings(model=str(darkness), precision="float32")
+    first = worker_bundle(settings)
+    assert worker_bundle(CohortSettings(model=str(darkness), precision="float32")) is first
+    assert worker_bundle(CohortSettings(model=str(darkness), precision="float32", tta=True)) is not first

@@ -661,9 +661,9 @@ def test_nucleus_polygons_are_valid_even_through_a_one_pixel_neck():
 
 
 def test_shipped_model_folders_are_current_format_and_complete():
-    from nuclei_tf.inference.bundle import shipped_models
+    from nuclei_tf.inference.shipped import shipped_models
     from nuclei_tf.inference.folder_config import FORMAT, read_folder_config
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
 
     for name in shipped_models():
         assert read_folder_config(resolve_model(name) / "config.json")["format"] == FORMAT, name

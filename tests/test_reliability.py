@@ -129,7 +129,7 @@ def test_predict_batch_size_below_one_is_an_option_error(tmp_path, image):
 
 
 def test_shipped_models_are_selectable_by_name(tmp_path, image):
-    from nuclei_tf.inference.bundle import shipped_models
+    from nuclei_tf.inference.shipped import shipped_models
 
     assert "unet_plus_b16" in shipped_models()
     result = invoke("predict", image, "--model", "unet_plus_b16", "--out", tmp_path / "out")

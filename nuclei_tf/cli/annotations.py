@@ -42,7 +42,7 @@ def import_annotations(image, geojson, root, model_path, to_mpp, mpp, tile, regi
 def model_mpp(model_path):
     """The resolution a model folder (default: the shipped one) works at, read from its config.json."""
     from nuclei_tf.data.errors import DataError
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
     from nuclei_tf.inference.folder_config import read_folder_config
 
     folder = resolve_model(model_path)

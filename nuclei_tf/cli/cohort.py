@@ -1,6 +1,6 @@
 """`nuclei-tf cohort`: hundreds of slides on Dask, on this machine by default and on an existing
-cluster or a Slurm allocation unchanged. The client never loads a model: TensorFlow starts in it
-only to count this machine's GPUs for the default local cluster."""
+cluster or a Slurm allocation unchanged. The client never starts TensorFlow: the workers load
+the model."""
 import sys
 from pathlib import Path
 
@@ -45,7 +45,7 @@ def cohort(inputs, out_dir, scheduler, slurm, jobs, partition, account, cores, g
     from nuclei_tf.cohort.run import check_settings
     from nuclei_tf.cohort.slides import cohort_slides
     from nuclei_tf.cohort.task import CohortSettings
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
 
     if scheduler and slurm:
         raise click.UsageError("--scheduler and --slurm exclude each other: use a running cluster or start one")
@@ -83,9 +83,6 @@ def run_on_cluster(slides, out_dir, settings, scheduler, slurm):
         cluster = slurm_cluster(slurm)
         client = Client(cluster)
     else:  # the workers are sized to the GPUs TensorFlow sees here
-        from nuclei_tf.cli.tensorflow_setup import start_tensorflow
-
-        click.echo(start_tensorflow(), err=True)
         cluster = local_cluster(visible_gpus())
         client = Client(cluster)
     try:

@@ -43,7 +43,7 @@ def fine_tune_base(start_from, data_mpp):
     preprocessing, data and training settings) as config overrides, with ``start_from`` itself;
     refused when the folder's resolution is not that of the data (within 5%)."""
     from nuclei_tf.data.errors import DataError
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
     from nuclei_tf.inference.folder_config import read_folder_config
 
     folder = resolve_model(start_from)

@@ -36,17 +36,17 @@ def run_prediction(images, out_dir, model_path=None, batch_size=8, mpp=None, roi
         say = bar.write if len(images) > 1 else click.echo
         for path, plain in read_ahead(images, lambda p: plain_pixels(bundle, p, mpp, roi)):
             try:
-                written[path], count = predict_file(bundle, path, out_dir, plain, mpp=mpp, roi=roi, tissue=tissue,
-                                                    overlay=overlay, batch_size=batch_size,
-                                                    model_name=model_path or "shipped", echo=click.echo)
+                prediction = predict_file(bundle, path, out_dir, plain, mpp=mpp, roi=roi, tissue=tissue, overlay=overlay,
+                                          batch_size=batch_size, model_name=model_path or "shipped", echo=click.echo)
             except KeyboardInterrupt:  # Ctrl-C or SIGTERM: an image leaves no partial file, a slide its finished strips
                 done = ", ".join(str(p) for p in written) or "none"
                 kept = (stop_message(out_dir, Path(path).stem) if plain is None
                         else f"its outputs were not written (finished: {done})")
                 click.echo(f"\ninterrupted while predicting {path}: {kept}", err=True)
                 sys.exit(130)
-            nuclei += count
-            say(f"{path}: {count} nuclei -> {written[path]['labels'].parent}")
+            written[path] = prediction.paths
+            nuclei += prediction.nuclei
+            say(f"{path}: {prediction.nuclei} nuclei -> {prediction.paths['labels'].parent}")
             bar.set_postfix(nuclei=nuclei, refresh=False)
             bar.update()
     return written
@@ -172,7 +172,7 @@ def starting_gain_limit(trained):
     0.571 -> 0.555), or None for a run trained from scratch or from a folder without caps."""
     if not trained.get("start_from"):
         return None
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
     from nuclei_tf.inference.folder_config import read_folder_config
 
     folder = resolve_model(trained["start_from"])

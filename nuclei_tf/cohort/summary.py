@@ -12,24 +12,23 @@ COHORT_COLUMNS = ("id", "path", "status", "model", "mpp", "tissue_mm2", "nuclei"
 
 
 def tissue_area_mm2(path, mpp=None, roi=None, tissue=True):
-    """``(mm^2 of tissue in the predicted region, level-0 um/px)`` of the slide at ``path``: the
-    region's area times its tissue fraction on the same thumbnail mask ``predict`` uses (all of it
-    with ``tissue=False``); ``(None, None)`` where no resolution is known."""
+    """``(mm^2 of tissue in the predicted region, level-0 um/px)`` of the image or slide at
+    ``path``, on the thumbnail mask ``predict`` uses for slides (all of it with ``tissue=False``);
+    ``(None, None)`` where no resolution is known."""
     from nuclei_tf.data.slide import open_slide, plausible_mpp
     from nuclei_tf.inference.wsi import THUMBNAIL
-    from nuclei_tf.preprocess.tissue import TissueMap, tissue_mask
+    from nuclei_tf.preprocess.tissue import TissueMap, region_tissue_mm2, tissue_mask
 
     with open_slide(path) as slide:
         mpp = mpp if mpp is not None else (slide.mpp if plausible_mpp(slide.mpp) else None)
-        width, height = slide.dimensions
-        x, y, w, h = roi or (0, 0, width, height)
-        fraction = 1.0
+        if mpp is None:
+            return None, None
+        width = slide.dimensions[0]
+        tissue_map = None
         if tissue:
             mask = tissue_mask(slide.thumbnail(THUMBNAIL))
-            fraction = TissueMap(mask, width / mask.shape[1]).fraction(x, y, w, h)
-    if mpp is None:
-        return None, None
-    return w * h * fraction * mpp**2 / 1e6, mpp
+            tissue_map = TissueMap(mask, width / mask.shape[1])
+        return region_tissue_mm2(roi or (0, 0, *slide.dimensions), mpp, tissue_map), mpp
 
 
 def nucleus_statistics(table_path):
@@ -53,10 +52,14 @@ def nucleus_statistics(table_path):
     return stats
 
 
-def slide_summary(table_path, path, mpp=None, roi=None, tissue=True):
-    """The measured columns of a slide's ``cohort.csv`` row."""
-    area, level0_mpp = tissue_area_mm2(path, mpp, roi, tissue)
-    stats = nucleus_statistics(table_path)
+def slide_summary(prediction, path, roi=None, tissue=True):
+    """The measured columns of a slide's ``cohort.csv`` row from its
+    :class:`~nuclei_tf.inference.predict_file.Prediction` (a slide's tissue area is the one its
+    run measured; a plain image's is measured here)."""
+    area, level0_mpp = prediction.tissue_mm2, prediction.mpp
+    if area is None and level0_mpp is not None:
+        area, _ = tissue_area_mm2(path, level0_mpp, roi, tissue)
+    stats = nucleus_statistics(prediction.paths["csv"])
     density = stats["nuclei"] / area if area else None
     return {"mpp": level0_mpp, "tissue_mm2": None if area is None else round(area, 6),
             "nuclei_per_mm2": None if density is None else round(density, 3), **stats}

@@ -42,7 +42,8 @@ class CohortSettings:
 
 def worker_bundle(settings):
     """The model bundle for ``settings``, loaded by the first slide this process gets (after the
-    allocator settings and TensorFlow's quiet start that ``nuclei-tf`` itself applies)."""
+    allocator settings and TensorFlow's quiet start that ``nuclei-tf`` itself applies, with
+    ``NUCLEI_TF_THREADS`` threads where that is set)."""
     key = (settings.model, settings.precision, settings.tta, settings.min_area)
     if key not in _LOADED:
         from nuclei_tf.cli.allocator import tune_allocator
@@ -50,6 +51,14 @@ def worker_bundle(settings):
 
         tune_allocator()
         log.info(start_tensorflow())
+        from nuclei_tf.cohort.engine import THREADS_VARIABLE
+
+        threads = os.environ.get(THREADS_VARIABLE)  # the local cluster's share of the cores
+        if threads:
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
         from nuclei_tf.inference import load_bundle
 
         bundle = load_bundle(settings.model, precision=settings.precision)
@@ -119,10 +128,10 @@ def _segment(slide, out_dir, settings):
         with open_slide(slide.path) as opened:
             check_size(opened)
         plain = plain_pixels(bundle, slide.path, mpp, slide.roi)
-        paths, _ = predict_file(bundle, slide.path, out_dir, plain, stem=slide.id, mpp=mpp, roi=slide.roi,
-                                tissue=settings.tissue, overlay=settings.overlay, batch_size=settings.batch_size,
-                                model_name=settings.model_name, echo=log.info, progress=False)
-        row.update(slide_summary(paths["csv"], slide.path, mpp, slide.roi, settings.tissue), status="ok")
+        prediction = predict_file(bundle, slide.path, out_dir, plain, stem=slide.id, mpp=mpp, roi=slide.roi,
+                                  tissue=settings.tissue, overlay=settings.overlay, batch_size=settings.batch_size,
+                                  model_name=settings.model_name, echo=log.info, progress=False)
+        row.update(slide_summary(prediction, slide.path, slide.roi, settings.tissue), status="ok")
     except Exception as exc:  # any failure of this slide is its row, never the cohort's end
         row.update(status="failed", error=one_line(exc, slide.path))
     row["seconds"] = round(time.perf_counter() - started, 2)

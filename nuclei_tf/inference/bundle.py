@@ -6,7 +6,6 @@ post-processing (threshold, watershed splitting...) and provenance (protocol, me
 A bare ``.keras`` file is also accepted, with default settings.
 """
 import json
-from importlib import resources
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -18,13 +17,9 @@ from nuclei_tf.data.errors import DataError
 from nuclei_tf.inference.folder_config import (FORMAT, SETTINGS, area_of_pixels, folder_postprocess, model_postprocess,
                                                pixel_postprocess, pixels_of_area, read_folder_config)
 from nuclei_tf.inference.precision import load_at_precision, rebuilt, resolve_precision, runnable_precision, with_precision
+from nuclei_tf.inference.shipped import resolve_model
 from nuclei_tf.postprocess import PostProcess
 from nuclei_tf.postprocess.markers import nucleus_outputs
-
-#: the name of the default model folder in the package ``nuclei_tf.weights`` (the source tree's
-#: ``weights/``, installed with the package, wheels included)
-DEFAULT_MODEL_NAME = "unet_plus_b16"
-
 
 @dataclass
 class ModelBundle:
@@ -119,36 +114,9 @@ class ModelBundle:
         return {"format": FORMAT, **{key: getattr(self, key) for key in SETTINGS}, "postprocess": post, **self.info}
 
 
-def default_model_path():
-    """The folder of the model shipped in weights/ (``nuclei_tf.weights`` once installed)."""
-    folder = Path(str(resources.files("nuclei_tf.weights") / DEFAULT_MODEL_NAME))
-    if not (folder / "model.keras").is_file():
-        raise FileNotFoundError(f"no shipped model found in {folder}; reinstall nuclei-tf or pass --model PATH")
-    return folder
-
-
-def shipped_models():
-    """Names of the model folders shipped in ``nuclei_tf.weights``."""
-    root = Path(str(resources.files("nuclei_tf.weights")))
-    return sorted(p.name for p in root.iterdir() if (p / "model.keras").is_file())
-
-
-def resolve_model(path):
-    """A model path as given, or the shipped model folder of that name (``--model unet_plus_b16``)."""
-    if path is None:
-        return default_model_path()
-    path = Path(path)
-    if path.exists():
-        return path
-    if str(path) in shipped_models():
-        return Path(str(resources.files("nuclei_tf.weights") / str(path)))
-    raise FileNotFoundError(f"{path}: no such model folder or .keras file, and not a shipped model "
-                            f"({', '.join(shipped_models())})")
-
-
 def load_bundle(path=None, precision=None):
     """Load a model folder (``model.keras`` + ``config.json``), a bare ``.keras`` file or a
-    shipped model by name (default: :data:`DEFAULT_MODEL_NAME`), its model built at ``precision``
+    shipped model by name (default: :data:`~nuclei_tf.inference.shipped.DEFAULT_MODEL_NAME`), its model built at ``precision``
     (default: the folder's ``precision``)."""
     path = resolve_model(path)
     if path.is_dir():

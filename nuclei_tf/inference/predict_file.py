@@ -2,12 +2,23 @@
 `predict` and a cohort's slide tasks share, so that an input segmented either way gives the same
 files byte for byte."""
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.data.slide import ResampledView, open_slide, plausible_mpp
 
 #: smallest image side predicted: a nucleus is about 15-60 px across at the models' 0.25 um/px
 MIN_SIDE = 16
+
+
+class Prediction(NamedTuple):
+    """What one input gave: its output ``paths`` ({kind: path}), the ``nuclei`` found, the level-0
+    ``mpp`` (None where unknown) and, for slides, the ``tissue_mm2`` predicted (None for plain images)."""
+
+    paths: dict
+    nuclei: int
+    mpp: Optional[float]
+    tissue_mm2: Optional[float]
 
 
 def check_size(slide):
@@ -38,7 +49,7 @@ def plain_pixels(bundle, path, mpp=None, roi=None):
 def predict_file(bundle, path, out_dir, plain, stem=None, mpp=None, roi=None, tissue=True, overlay=None, batch_size=8,
                  model_name="shipped", echo=print, progress=True):
     """Segment ``path`` into ``out_dir/<stem>.*`` (default stem: the file's). ``plain``: what
-    :func:`plain_pixels` returned for it. Returns ``(paths, nuclei)``; a slide stopped by an error
+    :func:`plain_pixels` returned for it. Returns a :class:`Prediction`; a slide stopped by an error
     or Ctrl-C keeps its finished strips, and the error says so. ``progress``: tile progress bars
     (large images, slides)."""
     stem = stem or Path(path).stem
@@ -56,7 +67,8 @@ def _segment_image(bundle, image, image_mpp, path, out_dir, stem, batch_size, pr
     large = image.shape[0] * image.shape[1] > 4 * bundle.tile**2
     strips = segment_strips(bundle, image, batch_size=batch_size, progress=progress and large)
     try:
-        return write_segmentation(image, strips, Path(out_dir), stem, image_mpp)
+        paths, nuclei = write_segmentation(image, strips, Path(out_dir), stem, image_mpp)
+        return Prediction(paths, nuclei, image_mpp, None)
     except DataError:
         raise
     except ValueError as exc:  # e.g. a model that outputs NaN: name the image
@@ -73,7 +85,8 @@ def _segment_slide(bundle, slide, path, out_dir, stem, model_name, batch_size, m
     if view.assumed_mpp:
         echo(f"note: {path} records no resolution: its pixels are taken as the model's {bundle.mpp} um/px (pass --mpp)")
     try:
-        return predict_slide(bundle, slide, view, out_dir, stem, model_name, tissue=tissue, overlay=overlay,
-                             batch_size=batch_size, progress=progress, echo=echo)
+        paths, nuclei, tissue_mm2 = predict_slide(bundle, slide, view, out_dir, stem, model_name, tissue=tissue,
+                                                  overlay=overlay, batch_size=batch_size, progress=progress, echo=echo)
+        return Prediction(paths, nuclei, None if view.assumed_mpp else view.slide_mpp, tissue_mm2)
     except DataError as exc:
         raise DataError(exc.path, f"{exc.problem}; {stop_message(out_dir, stem)}") from None

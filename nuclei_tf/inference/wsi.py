@@ -31,7 +31,7 @@ from nuclei_tf.inference.pyramid import write_label_pyramid
 from nuclei_tf.inference.resume import StripParts
 from nuclei_tf.inference.sources import SlideSource
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
-from nuclei_tf.preprocess.tissue import TissueMap, save_tissue_png, tissue_mask
+from nuclei_tf.preprocess.tissue import TissueMap, region_tissue_mm2, save_tissue_png, tissue_mask
 
 #: regions with more level-0 pixels than this get no overlay PNG unless asked for
 OVERLAY_MAX_PIXELS = 100_000_000
@@ -103,7 +103,8 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
                   progress=True, echo=print):
     """Segment the nuclei of ``view`` (a :class:`~nuclei_tf.data.slide.ResampledView` of ``slide``)
     into ``out_dir``; continues a run of the same command that was stopped. Returns
-    ``(paths, nuclei)``."""
+    ``(paths, nuclei, tissue mm^2)``: the region's area times its tissue fraction on the mask that
+    chose the tiles (all of it without tissue detection; None where the resolution is assumed)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])
@@ -153,7 +154,7 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
     for kind, path in partial.items():
         path.replace(paths[kind])
     parts.remove()
-    return paths, records.count
+    return paths, records.count, None if view.assumed_mpp else region_tissue_mm2(view.roi, view.slide_mpp, tissue_map)
 
 
 def _report_plan(source, bundle, view, slide, parts, echo):

@@ -139,6 +139,14 @@ class TissueMap:
         return min(max((f(x1, y1) - f(x0, y1) - f(x1, y0) + f(x0, y0)) / area, 0.0), 1.0)
 
 
+def region_tissue_mm2(box, mpp, tissue_map=None):
+    """mm^2 of tissue in the level-0 ``box`` (x, y, w, h) at ``mpp`` um/px: its area times its
+    tissue fraction on ``tissue_map`` (all of it without one)."""
+    x, y, w, h = box
+    fraction = tissue_map.fraction(x, y, w, h) if tissue_map is not None else 1.0
+    return w * h * fraction * mpp**2 / 1e6
+
+
 def tissue_png_path(path):
     """``<stem>.tissue.png`` next to ``path`` (a path already ending in .tissue.png is kept)."""
     path = Path(path)

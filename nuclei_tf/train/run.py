@@ -176,7 +176,7 @@ def starting_model(config, model_options):
     precision policy; its architecture and options are the config's, checked weight by weight)."""
     if config["start_from"] is None:
         return lambda: build_model(config["arch"], **model_options)
-    from nuclei_tf.inference.bundle import resolve_model
+    from nuclei_tf.inference.shipped import resolve_model
 
     path = resolve_model(config["start_from"])
     path = path / "model.keras" if path.is_dir() else path
