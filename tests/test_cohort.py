@@ -303,6 +303,7 @@ def test_slurm_job_script_and_gpu_workers():
 
     gib = 2**30
     assert cpu_workers(2, 16 * gib) == (2, 1) and cpu_workers(8, 4 * gib) == (1, 8) and cpu_workers(16, 10 * gib) == (4, 4)
+    assert cpu_workers(8, 64 * gib, workers=2) == (2, 4)
 
     result = run_cli("cohort", "--slurm", "--dry-run", "--partition", "gpu", "--account", "lab", "--gpus-per-job", "1",
                      "--cores", "6", "--memory", "24GB", "--walltime", "02:00:00", "--out", "x", "README.md")

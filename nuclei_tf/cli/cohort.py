@@ -33,10 +33,12 @@ def _slurm_options(func):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Cohort folder: slides/<id>.*, cohort.csv, failures.csv, cohort.png.")
 @click.option("--scheduler", help="Address of a running Dask scheduler (tcp://HOST:PORT) to use instead of a local cluster.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local cluster on CPU: this many workers, sharing the cores "
+              "(default: one 1-thread worker per core while memory allows 2.5 GiB each).")
 @_slurm_options
 @prediction_options
 @data_errors_as_usage
-def cohort(inputs, out_dir, scheduler, slurm, jobs, partition, account, cores, gpus_per_job, memory, walltime, interface,
+def cohort(inputs, out_dir, scheduler, workers, slurm, jobs, partition, account, cores, gpus_per_job, memory, walltime, interface,
            dry_run, model_path, batch_size, mpp, tissue, overlay, min_area, tta, precision):
     """Segment a cohort: INPUTS are slides, folders (searched recursively) or CSV manifests (path,
     optional id, mpp, roi). One Dask task per slide; a failed slide goes to failures.csv and the
@@ -49,6 +51,8 @@ def cohort(inputs, out_dir, scheduler, slurm, jobs, partition, account, cores, g
 
     if scheduler and slurm:
         raise click.UsageError("--scheduler and --slurm exclude each other: use a running cluster or start one")
+    if workers and (scheduler or slurm):
+        raise click.UsageError("--workers sizes the local cluster: with --scheduler or --slurm the cluster is sized there")
     slurm_options = SlurmOptions(jobs, partition, account, cores, gpus_per_job, memory, walltime, interface)
     if dry_run:
         if not slurm:
@@ -66,10 +70,10 @@ def cohort(inputs, out_dir, scheduler, slurm, jobs, partition, account, cores, g
         model = str(model_path.resolve()) if model_path.exists() else str(model_path)
     settings = CohortSettings(model, precision, tta, min_area, batch_size, tissue, overlay, mpp)
     check_settings(out_dir, settings)  # before any cluster starts
-    run_on_cluster(slides, out_dir.resolve(), settings, scheduler, slurm_options if slurm else None)
+    run_on_cluster(slides, out_dir.resolve(), settings, scheduler, slurm_options if slurm else None, workers)
 
 
-def run_on_cluster(slides, out_dir, settings, scheduler, slurm):
+def run_on_cluster(slides, out_dir, settings, scheduler, slurm, workers=None):
     """Open the client (an existing scheduler, a Slurm cluster or the local one), run, close."""
     from distributed import Client
 
@@ -83,7 +87,7 @@ def run_on_cluster(slides, out_dir, settings, scheduler, slurm):
         cluster = slurm_cluster(slurm)
         client = Client(cluster)
     else:  # the workers are sized to the GPUs TensorFlow sees here
-        cluster = local_cluster(visible_gpus())
+        cluster = local_cluster(visible_gpus(), workers)
         client = Client(cluster)
     try:
         workers = len(client.scheduler_info(n_workers=-1)["workers"])

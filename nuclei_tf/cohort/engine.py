@@ -46,27 +46,28 @@ WORKER_MEMORY = 2.5 * 2**30
 THREADS_VARIABLE = "NUCLEI_TF_THREADS"
 
 
-def cpu_workers(cores=None, memory=None):
-    """``(workers, TensorFlow threads each)`` for a CPU machine: one single-threaded worker per
-    core while memory allows :data:`WORKER_MEMORY` each (on 2 cores, two 1-thread workers segment
-    a cohort 1.35x faster than one 2-thread worker: ``benchmarks/bench_cohort.py``)."""
+def cpu_workers(cores=None, memory=None, workers=None):
+    """``(workers, TensorFlow threads each)`` for a CPU machine: ``workers`` if given (the cores
+    shared among them), else one single-threaded worker per core while memory allows
+    :data:`WORKER_MEMORY` each (on 2 cores, two 1-thread workers segment a cohort faster than one
+    2-thread worker: ``benchmarks/bench_cohort.py``)."""
     import psutil
 
     cores = cores or len(os.sched_getaffinity(0))
     memory = memory or psutil.virtual_memory().total
-    workers = max(1, min(cores, int(memory // WORKER_MEMORY)))
+    workers = workers or max(1, min(cores, int(memory // WORKER_MEMORY)))
     return workers, max(1, cores // workers)
 
 
-def local_cluster(gpus, dashboard_address=":8787"):
+def local_cluster(gpus, workers=None, dashboard_address=":8787"):
     """This machine's cluster on 127.0.0.1: one worker per GPU (:func:`visible_gpus`), else
-    :func:`cpu_workers`; every worker runs one slide at a time."""
+    :func:`cpu_workers` (``workers`` of them if given); every worker runs one slide at a time."""
     from distributed import LocalCluster, Scheduler, SpecCluster
 
     if gpus:
         scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": dashboard_address}}
         return SpecCluster(workers=gpu_worker_specs(gpus), scheduler=scheduler, silence_logs=40)
-    workers, threads = cpu_workers()
+    workers, threads = cpu_workers(workers=workers)
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=dashboard_address, silence_logs=40, env={THREADS_VARIABLE: str(threads)})
 

@@ -14,7 +14,7 @@ from typing import Optional
 
 log = logging.getLogger("nuclei_tf.cohort")
 
-#: the bundle of this worker process: ``(settings key, bundle)``
+#: this worker process's state: TensorFlow ``started``, the ``bundle`` loaded and its settings ``key``
 _LOADED = {}
 
 
@@ -40,34 +40,39 @@ class CohortSettings:
         return asdict(self)
 
 
+def _start_tensorflow():
+    """Once per process: the allocator settings and TensorFlow's quiet start that ``nuclei-tf``
+    itself applies, with ``NUCLEI_TF_THREADS`` threads where that is set (before any op runs)."""
+    if _LOADED.get("started"):
+        return
+    from nuclei_tf.cli.allocator import tune_allocator
+    from nuclei_tf.cli.tensorflow_setup import start_tensorflow
+    from nuclei_tf.cohort.engine import THREADS_VARIABLE
+
+    tune_allocator()
+    log.info(start_tensorflow())
+    threads = os.environ.get(THREADS_VARIABLE)  # the local cluster's share of the cores
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+        tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    _LOADED["started"] = True
+
+
 def worker_bundle(settings):
-    """The model bundle for ``settings``, loaded by the first slide this process gets (after the
-    allocator settings and TensorFlow's quiet start that ``nuclei-tf`` itself applies, with
-    ``NUCLEI_TF_THREADS`` threads where that is set)."""
+    """The model bundle for ``settings``, loaded by the first slide this process gets and kept."""
     key = (settings.model, settings.precision, settings.tta, settings.min_area)
-    if key not in _LOADED:
-        from nuclei_tf.cli.allocator import tune_allocator
-        from nuclei_tf.cli.tensorflow_setup import start_tensorflow
-
-        tune_allocator()
-        log.info(start_tensorflow())
-        from nuclei_tf.cohort.engine import THREADS_VARIABLE
-
-        threads = os.environ.get(THREADS_VARIABLE)  # the local cluster's share of the cores
-        if threads:
-            import tensorflow as tf
-
-            tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-            tf.config.threading.set_inter_op_parallelism_threads(int(threads))
+    if _LOADED.get("key") != key:
+        _start_tensorflow()
         from nuclei_tf.inference import load_bundle
 
         bundle = load_bundle(settings.model, precision=settings.precision)
         bundle.tta = bundle.tta or settings.tta
         if settings.min_area is not None:
             bundle.keep_nuclei_from(settings.min_area)
-        _LOADED.clear()
-        _LOADED[key] = bundle
-    return _LOADED[key]
+        _LOADED.update(key=key, bundle=bundle)
+    return _LOADED["bundle"]
 
 
 def record_path(out_dir, slide_id):
