@@ -224,7 +224,12 @@ def start_cohort(slide, out, darkness, address):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.Popen([sys.executable, "-m", "nuclei_tf", "cohort", str(slide), "--model", str(darkness), *F32,
                              "--out", str(out), "--scheduler", address], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=_default_sigint)
+
+
+def _default_sigint():
+    """A shell's background job (``pytest &``) ignores SIGINT, and so would the child: restore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_a_strip(run, parts):
