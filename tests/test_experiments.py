@@ -17,9 +17,9 @@ def test_experiment_resolves(path):
     assert config["protocol"] in PROTOCOLS and config["train"]["loss"] in LOSSES
     spec = get_spec(config["arch"])
     assert set(config["model"]) <= set(spec.options) | {"members"}
-    three_class = config["model"].get("head") == "three_class"
-    assert config["data"]["classes"] == (3 if three_class else config["model"].get("classes", 1))
-    assert three_class == (config["train"]["loss"] == "three_class")
+    head = config["model"].get("head", "foreground")
+    assert config["data"]["classes"] == {"three_class": 3, "hv": 4}.get(head, config["model"].get("classes", 1))
+    assert {"three_class": "three_class", "hv": "hover"}.get(head) == (config["train"]["loss"] if head != "foreground" else None)
 
 
 def test_the_three_class_experiment_is_the_cpu_recipe_with_the_three_class_head():

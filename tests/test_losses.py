@@ -61,8 +61,13 @@ def test_the_dice_metric_of_a_three_class_model_scores_interior_plus_boundary():
 
 
 def float16_inputs(name):
-    """Random targets and probabilities: 3 channels for the three_class loss, 1 for the others."""
-    if name == "three_class":
+    """Random targets and probabilities: 3 channels for the three_class loss, 4 for hover (h, v and a
+    2-way softmax), 1 for the others."""
+    if name == "hover":
+        maps = tf.random.uniform((2, 8, 8, 2), -1, 1)
+        y = tf.concat([maps, tf.one_hot(tf.random.uniform((2, 8, 8), maxval=2, dtype=tf.int32), 2)], axis=-1)
+        p = tf.concat([maps * 0.5, tf.nn.softmax(tf.random.normal((2, 8, 8, 2)))], axis=-1)
+    elif name == "three_class":
         y, p = tf.one_hot(tf.random.uniform((2, 8, 8), maxval=3, dtype=tf.int32), 3), tf.nn.softmax(tf.random.normal((2, 8, 8, 3)))
     else:
         y, p = tf.random.uniform((2, 8, 8, 1)) > 0.5, tf.random.uniform((2, 8, 8, 1))

@@ -108,15 +108,38 @@ def test_three_class_head_is_a_float32_softmax_over_three_channels(key):
     assert model_head(rebuilt) == "three_class" and model_head(tiny("unet_plus")) == "foreground"
 
 
+HV = {
+    **{key: lambda key=key: tiny(key, head="hv") for key in ("unet", "unet_plus", "unetpp")},
+    "unetpp_deep_supervision": lambda: tiny("unetpp", head="hv", deep_supervision=True),
+    "unet_encoder": lambda: build_model("unet_encoder", encoder="vgg16", head="hv"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(HV))
+def test_hv_head_is_two_linear_maps_then_a_float32_np_softmax(key):
+    """HoVer-Net's branches on the decoder: h, v (no activation), then background, nucleus."""
+    model = HV[key]()
+    for outputs in as_list(run(model, images())):
+        assert outputs.shape == (2, 64, 64, 4) and outputs.dtype == np.float32
+    outputs = as_list(run(model, images()))[-1]
+    maps = run(keras.Model(model.input, model.get_layer("hv_maps").output), images())
+    logits = run(keras.Model(model.input, model.get_layer("logits").output), images())
+    np.testing.assert_allclose(outputs[..., :2], maps, atol=1e-6)
+    np.testing.assert_allclose(outputs[..., 2:], tf.nn.softmax(logits), atol=1e-6)
+    assert model_head(model) == "hv" and model_head(keras.Model.from_config(model.get_config())) == "hv"
+
+
 def test_three_class_head_errors_and_stacked_models_refuse_it():
-    with pytest.raises(ValueError, match="head must be one of foreground, three_class"):
+    with pytest.raises(ValueError, match="head must be one of foreground, three_class, hv"):
         tiny("unet", head="boundary")
-    with pytest.raises(ValueError, match="three_class head is a 3-class softmax"):
+    with pytest.raises(ValueError, match="the hv head has 4 fixed channels"):
+        tiny("unet_plus", head="hv", classes=2)
+    with pytest.raises(ValueError, match="the three_class head has 3 fixed channels"):
         tiny("unet_plus", head="three_class", classes=2)
     assert tiny("unet_plus", head="three_class", classes=3).output.shape[-1] == 3
     member = dict(MEMBER, head="three_class", classes=1)
     for arch in ("gbunet", "ensemble"):
-        with pytest.raises(ValueError, match=r"members must have the foreground head; member 1 \(unet_plus\)"):
+        with pytest.raises(ValueError, match=r"members must have the foreground head; member 1 \(unet_plus: three_class\)"):
             build_model(arch, members=[MEMBER, member])
         with pytest.raises(ValueError, match="unknown option"):
             build_model(arch, members=[MEMBER, MEMBER], head="three_class")

@@ -169,7 +169,7 @@ def test_a_three_class_softmax_is_reduced_to_interior_and_nucleus():
     settings = PostProcess(split="markers")
     np.testing.assert_array_equal(probability_to_instances(softmax, settings),
                                   probability_to_instances(three_class_probabilities(), settings))
-    with pytest.raises(ValueError, match="split 'markers' needs a three-class model"):
+    with pytest.raises(ValueError, match="split 'markers' needs a three-class or hv model"):
         probability_to_instances(nucleus, settings)
     with pytest.raises(ValueError, match="marker_threshold must lie in"):
         PostProcess(split="markers", marker_threshold=-0.1)

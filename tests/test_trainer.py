@@ -311,6 +311,56 @@ def test_fit_calibrate_and_predict_a_three_class_unet_plus(synthetic_monuseg, sy
     assert probability.shape == (48, 40, 2) and instances.shape == (48, 40) and instances.dtype == np.int32
 
 
+@pytest.mark.parametrize("experiment, stain", [("lagree2021-unet-plus-hv-hed-ema", "macenko"),
+                                               ("lagree2021-unet-plus-hv-hed-ema-percentile", "percentile")])
+def test_fit_calibrate_and_predict_an_hv_unet_plus(synthetic_monuseg, synthetic_tnbc, tmp_path, experiment, stain):
+    """The HoVer-Net head experiments, shrunk: 2 training steps (loss hover, targets from the augmented
+    instance maps), `calibrate` on the hv grid (NP threshold x interior-ness x marker opening x
+    whether a nucleus needs a marker), then an image segmented with and without TTA; the model
+    folder records the input normalisation (Macenko, or StarDist's percentiles)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from nuclei_tf.inference import load_bundle, segment
+    from nuclei_tf.train.config import load_config
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / f"{experiment}.yaml").read_text())
+    config["model"].update(TINY)
+    config["data"].update(tile=32, batch_size=2)
+    config["train"].update(epochs=1, steps_per_epoch=2)
+    (tmp_path / "hv.yaml").write_text(yaml.safe_dump(config))
+    assert load_config(tmp_path / "hv.yaml")["data"]["classes"] == 4
+    data = ["--monuseg", str(synthetic_monuseg), "--tnbc", str(synthetic_tnbc), "--protocol", "kasturi2022"]
+    result = CliRunner().invoke(cli, ["fit", "--config", str(tmp_path / "hv.yaml"), *data, "--out", str(tmp_path / "run")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
+    assert all(np.isfinite([h["loss"], h["dice"], h["val_loss"], h["val_dice"]]).all() for h in history)
+    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--out", str(tmp_path / "folder")],
+                                    catch_exceptions=False)
+    assert calibrated.exit_code == 0, calibrated.output
+    bundle = load_bundle(tmp_path / "folder")
+    table = bundle.info["calibration"]["table"]
+    assert bundle.postprocess.split == "markers" and len(table) == 60 and bundle.stain == stain
+    assert "markers@0.4@0.45" in table and "markers@0.6@0.56~open2+marker" in table
+    assert json.loads((tmp_path / "folder" / "config.json").read_text())["postprocess"]["marker_opening"] in (0, 2)
+    image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    probability, instances = segment(bundle, image)
+    assert probability.shape == (48, 40, 2) and instances.shape == (48, 40) and instances.dtype == np.int32
+    assert 0 <= probability.min() and probability.max() <= 1
+    with_tta, _ = segment(replace(bundle, tta=True), image)
+    assert with_tta.shape == (48, 40, 2)
+
+
+def test_heads_and_losses_go_together(tmp_path):
+    from nuclei_tf.train.config import load_config
+
+    for head, loss in (("hv", "lagree2021"), ("foreground", "hover"), ("three_class", "hover"), ("hv", "three_class")):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"model": {"head": head}, "train": {"loss": loss}}))
+        with pytest.raises(ValueError, match="head: three_class and loss: three_class; head: hv and loss: hover go together"):
+            load_config(tmp_path / "bad.yaml")
+
+
 def test_fit_refuses_to_mix_two_runs_in_one_folder(synthetic_monuseg, synthetic_tnbc, tmp_path):
     config = {"arch": "unet_plus", "model": TINY, "data": {"tile": 32, "batch_size": 2}, "train": {"epochs": 1, "steps_per_epoch": 1}}
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(config))

@@ -27,7 +27,7 @@ def upgrade_model(folders):
         if version == FORMAT:
             click.echo(f"{path}: already format {FORMAT}")
             continue
-        upgraded, filled = upgrade_config(config, three_class=_three_class(folder, config))
+        upgraded, filled = upgrade_config(config, markers=_marker_head(folder, config))
         partial = path.with_name("config.json.partial")
         partial.write_text(json.dumps(upgraded, indent=2) + "\n")
         try:
@@ -40,11 +40,11 @@ def upgrade_model(folders):
         click.echo(f"{path}: format {version} -> {FORMAT}; written out: {stated}")
 
 
-def _three_class(folder, config):
-    """Whether the folder's model has the three-class head (needed only when the split is unstated)."""
+def _marker_head(folder, config):
+    """Whether the folder's model has a marker head, three-class or hv (needed only when the split is unstated)."""
     if "split" in config.get("postprocess", {}):
         return False
-    from nuclei_tf.models.heads import model_head
+    from nuclei_tf.models.heads import MARKER_HEADS, model_head
     from nuclei_tf.models.saving import load_model
 
-    return model_head(load_model(folder / "model.keras")) == "three_class"
+    return model_head(load_model(folder / "model.keras")) in MARKER_HEADS

@@ -247,15 +247,17 @@ def calibrate(model_path, monuseg, tnbc, dsb, data, protocol, seed, metrics, ove
     from nuclei_tf.inference.calibrate import stain_gain_limit as gain_limit
     from nuclei_tf.inference.folder_config import pixels_of_area
     from nuclei_tf.models import load_model
-    from nuclei_tf.models.heads import model_head
+    from nuclei_tf.models.heads import MARKER_HEADS, model_head
 
     model = load_model(model_path)
-    if min_marker_sizes and model_head(model) != "three_class":
-        raise click.BadParameter(f"{model_path} has no three-class head, so it has no markers", param_hint="--min-marker-sizes")
+    if min_marker_sizes and model_head(model) not in MARKER_HEADS:
+        raise click.BadParameter(f"{model_path} has no three-class or hv head, so it has no markers",
+                                 param_hint="--min-marker-sizes")
     writable_folder(out_dir)
     run_config = model_path.with_name("config.yaml")
     trained = yaml.safe_load(run_config.read_text()) if run_config.is_file() else {}
-    stain = trained.get("preprocess", {}).get("stain", "none")
+    stain = "percentile" if trained.get("data", {}).get("normalize") == "percentile" else \
+        trained.get("preprocess", {}).get("stain", "none")
     tile = trained.get("data", {}).get("tile", 256)
     protocol, seed, data = calibration_data(trained, protocol, seed, data)
     bundle = ModelBundle(model, stain=stain, tile=tile, overlap=overlap, mpp=training_mpp(protocol, data), tta=tta)

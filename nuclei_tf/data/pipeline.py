@@ -14,6 +14,10 @@ Sampling modes (``PipelineConfig.sampling``):
   ratio exceeds a threshold (0.4), drawn anew every epoch;
 * ``whole``: each whole image, resized to ``resize`` (Le Dinh et al. 2021: 256).
 
+``normalize: percentile`` scales each image by its own 1st and 99.8th percentiles (StarDist's
+input normalisation, :mod:`nuclei_tf.preprocess.percentile`), taken once per image and applied to
+each of its tiles after augmentation; ``none`` divides 8-bit pixels by 255.
+
 Images smaller than a tile are padded by reflection (``pad: reflect``) or with zeros
 (``pad: constant``, Long 2020: "zero-padding was applied"). ``weight_maps: false`` skips
 the weight maps for losses that do not use them (the stream then carries ones).
@@ -21,9 +25,11 @@ the weight maps for losses that do not use them (the stream then carries ones).
 Targets (``classes``, set from the model's head by the experiment config): 1, the nucleus
 mask; 2, one-hot (background, nucleus); 3 (the three_class head), one-hot (background,
 interior, boundary) of Kumar et al. 2017 with boundaries ``boundary_width`` px wide
-(:mod:`nuclei_tf.data.targets`). Three-class targets are built after augmentation from the
-augmented instance map (ids move with nearest-neighbour, like the weight map), so touching
-nuclei keep the boundary between them.
+(:mod:`nuclei_tf.data.targets`); 4 (the hv head), HoVer-Net's horizontal and vertical distance
+maps then one-hot (background, nucleus) (:mod:`nuclei_tf.data.hv_targets`). Three-class and hv
+targets are built after augmentation from the augmented instance map (ids move with
+nearest-neighbour, like the weight map), so touching nuclei keep the boundary between them and
+the distance maps' signs follow every flip and rotation.
 
 ``offline="kasturi2022"`` first replaces each image by its flip-H, flip-V and rotate-45
 variants down-sampled to ``offline_size`` (Kasturi et al. 2022, Algorithm 1).
@@ -37,13 +43,18 @@ import cv2
 import numpy as np
 
 from nuclei_tf.data.errors import DataError
+from nuclei_tf.data.hv_targets import hv_targets
 from nuclei_tf.data.targets import three_class_targets
 from nuclei_tf.preprocess.augment import Augmenter, kasturi_variants, resize
+from nuclei_tf.preprocess.percentile import PercentileNormalizer
 from nuclei_tf.preprocess.tiling import pad_to, random_crop_starts, tile_grid
 from nuclei_tf.preprocess.weight_map import weight_map
 
 SAMPLING = ("grid", "random", "grid_random", "whole")
+NORMALIZE = ("none", "percentile")
 PADDING = ("reflect", "constant")
+#: target channels built from the instance map itself (three-class, hv), not from the binary mask
+INSTANCE_TARGETS = (3, 4)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class PipelineConfig:
     sigma: float = 5.0
     weight_maps: bool = True
     pad: str = "reflect"
+    normalize: str = "none"
     batch_size: int = 8
     seed: int = 0
 
@@ -73,10 +85,13 @@ class PipelineConfig:
             raise ValueError(f"sampling must be one of {SAMPLING}, got {self.sampling!r}")
         if self.sampling == "whole" and self.resize is None and self.offline is None:
             raise ValueError("sampling 'whole' needs resize (e.g. 256) or offline variants of a fixed size")
-        if self.classes not in (1, 2, 3):
-            raise ValueError(f"classes must be 1 (sigmoid), 2 (softmax) or 3 (three-class head), got {self.classes}")
+        if self.classes not in (1, 2, 3, 4):
+            raise ValueError(f"classes must be 1 (sigmoid), 2 (softmax), 3 (three-class head) or 4 (hv head), "
+                             f"got {self.classes}")
         if self.boundary_width < 1:
             raise ValueError(f"boundary_width must be >= 1 px, got {self.boundary_width}")
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, got {self.normalize!r}")
         if self.pad not in PADDING:
             raise ValueError(f"pad must be one of {PADDING}, got {self.pad!r}")
         if self.offline not in (None, "kasturi2022"):
@@ -93,13 +108,15 @@ class PipelineConfig:
 @dataclass(frozen=True)
 class Prepared:
     """One training image after loading, preprocessing and weight-map computation: ``mask`` is
-    the binary mask, or the int32 instance map for three-class targets; ``weights`` is None
-    when the config asks for no weight maps."""
+    the binary mask, or the int32 instance map for three-class and hv targets; ``weights`` is None
+    when the config asks for no weight maps; ``intensity`` the image's percentiles for
+    ``normalize: percentile`` (None otherwise)."""
 
     id: str
     image: np.ndarray
     mask: np.ndarray
     weights: Optional[np.ndarray]
+    intensity: Optional[tuple] = None
 
 
 def _checked(image, record):
@@ -141,8 +158,10 @@ def prepare(records, config=PipelineConfig(), preprocess=None, cache_dir=None):
                 image = preprocess(image)
             suffix = f"#{index}" if len(pairs) > 1 else ""
             weights = cached_weight_map(instances, config, cache_dir) if config.weight_maps else None
-            mask = instances.astype(np.int32) if config.classes == 3 else (instances > 0).astype(np.uint8)
-            prepared.append(Prepared(record.id + suffix, _checked(np.asarray(image), record), mask, weights))
+            mask = instances.astype(np.int32) if config.classes in INSTANCE_TARGETS else (instances > 0).astype(np.uint8)
+            image = _checked(np.asarray(image), record)
+            intensity = PercentileNormalizer().source_statistics(image) if config.normalize == "percentile" else None
+            prepared.append(Prepared(record.id + suffix, image, mask, weights, intensity))
     return prepared
 
 
@@ -201,13 +220,18 @@ class TrainingPipeline:
         else:
             weights = pad_to(p.weights, size, size, mode="constant")[r : r + size, c : c + size]
         image, mask, weights = self.augmenter(image, mask, weights, example_seed(self.config.seed, epoch, position))
-        image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
+        if p.intensity is not None:
+            image = PercentileNormalizer().apply(image, p.intensity)
+        else:
+            image = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else image.astype(np.float32)
         return image, self.target(mask), weights.astype(np.float32)[..., None]
 
     def target(self, mask):
         """The float32 (size, size, classes) target of an augmented tile's mask (see the module docstring)."""
         if self.config.classes == 3:
             return three_class_targets(mask, self.config.boundary_width)
+        if self.config.classes == 4:
+            return hv_targets(mask)
         if self.config.classes == 2:
             return np.stack([1 - mask, mask], axis=-1).astype(np.float32)
         return mask[..., None].astype(np.float32)

@@ -26,7 +26,7 @@ class ModelBundle:
     """A loaded model with the settings it is meant to be used with."""
 
     model: keras.Model
-    stain: str = "none"
+    stain: str = "none"  #: input normalisation: "none", "macenko[:convention]" or "percentile" (StarDist's)
     #: None, or Macenko's (haematoxylin, eosin) gain caps (:class:`~nuclei_tf.preprocess.macenko.MacenkoNormalizer`)
     stain_max_gain: list = None
     clahe_tv: bool = False
@@ -47,7 +47,8 @@ class ModelBundle:
     def probabilities(self, tiles):
         """Nucleus probability (N, t, t) of a batch of tiles (N, t, t, 3): uint8, or floats in [0, 1]
         (what CLAHE + TV gives); (N, t, t, 2) interior and nucleus probabilities for a three-class
-        model (:func:`~nuclei_tf.postprocess.markers.nucleus_outputs`).
+        model, interior-ness and nucleus probability for an hv one
+        (:func:`~nuclei_tf.postprocess.markers.nucleus_outputs`).
 
         Runs the model through a ``tf.function`` compiled once per model and precision for every
         batch size and tile shape (``[None, None, None, 3]``: measured as fast as a graph traced
@@ -104,7 +105,8 @@ class ModelBundle:
     def postprocess_summary(self):
         """The post-processing in words, the smallest nucleus in um^2 where the resolution is known."""
         post = self.postprocess
-        split = post.split + (f" (marker threshold {post.marker_threshold})" if post.split == "markers" else "")
+        opening = f", marker opening {post.marker_opening} px" if post.marker_opening else ""
+        split = post.split + (f" (marker threshold {post.marker_threshold}{opening})" if post.split == "markers" else "")
         size = f"{post.min_size} px" if self.mpp is None else f"{self.min_area_um2:g} um^2 ({post.min_size} px)"
         return f"threshold {post.threshold}, split {split}, smallest nucleus {size}"
 

@@ -3,7 +3,8 @@ every candidate setting is scored with the chosen metric (Lagree et al. 2021 cho
 threshold maximising precision at an IoU threshold; AJI is the default here). Foreground
 models try every threshold x splitting mode; three-class models (Kumar et al. 2017) the
 "markers" split on a grid of threshold x marker threshold x whether a nucleus needs a
-marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``, px at
+marker; hv models (HoVer-Net) the same split on the NP threshold x the interior-ness threshold x
+HoVer-Net's marker clean-up or none x whether a nucleus needs a marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``, px at
 the model's resolution; ``calibrate --min-area`` gives them in um^2) and,
 for three-class models, several smallest marker sizes (``min_marker_sizes``).
 
@@ -16,7 +17,7 @@ from tqdm import tqdm
 
 from nuclei_tf.inference.folder_config import area_of_pixels
 from nuclei_tf.inference.predict import as_source, predict_probability, stain_normalizer
-from nuclei_tf.models.heads import model_head
+from nuclei_tf.models.heads import MARKER_HEADS, model_head
 from nuclei_tf.postprocess.instances import PostProcess
 from nuclei_tf.postprocess.search import DEFAULT_THRESHOLDS, search_settings_for
 
@@ -26,19 +27,29 @@ SPLIT_MODES = ("none", "watershed")
 THREE_CLASS_THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
 MARKER_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 REQUIRE_MARKER = (False, True)
+#: the hv grid: 3 x 5 x 2 x 2 = 60 settings. Interior-ness is about 0.5 + 1.4 / (2 r) inside a
+#: nucleus of radius r px (ideal maps: 0.55 at r = 30, 0.60 at r = 15) and under 0.3 where two touch
+HV_THRESHOLDS = (0.4, 0.5, 0.6)
+HV_MARKER_THRESHOLDS = (0.45, 0.5, 0.52, 0.54, 0.56)
+#: no clean-up, or HoVer-Net's opening (its 5 x 5 ellipse is a disk of radius 2)
+HV_MARKER_OPENINGS = (0, 2)
 
 
 def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None, min_marker_sizes=None):
     """The settings calibration tries for ``bundle``'s model, from its current post-processing;
     ``min_sizes`` (px): each setting with each smallest nucleus size (default: the current one);
-    ``min_marker_sizes`` (px, three-class models only): the same for the smallest marker."""
+    ``min_marker_sizes`` (px, three-class and hv models only): the same for the smallest marker."""
     base = bundle.postprocess
-    if model_head(bundle.model) == "three_class":
-        grid = [replace(base, split="markers", threshold=t, marker_threshold=m, require_marker=r, min_marker_size=int(k))
+    head = model_head(bundle.model)
+    if head in MARKER_HEADS:
+        thresholds, markers, openings = ((THREE_CLASS_THRESHOLDS, MARKER_THRESHOLDS, (0,)) if head == "three_class"
+                                         else (HV_THRESHOLDS, HV_MARKER_THRESHOLDS, HV_MARKER_OPENINGS))
+        grid = [replace(base, split="markers", threshold=t, marker_threshold=m, require_marker=r, min_marker_size=int(k),
+                        marker_opening=o)
                 for k in (min_marker_sizes or (base.min_marker_size,))
-                for t in THREE_CLASS_THRESHOLDS for m in MARKER_THRESHOLDS for r in REQUIRE_MARKER]
+                for t in thresholds for m in markers for o in openings for r in REQUIRE_MARKER]
     elif min_marker_sizes:
-        raise ValueError("min_marker_sizes applies to three-class models only (split 'markers')")
+        raise ValueError("min_marker_sizes applies to three-class and hv models only (split 'markers')")
     else:
         grid = [replace(base, split=mode, threshold=float(t), require_marker=False) for mode in split_modes for t in thresholds]
     return [replace(settings, min_size=int(size)) for size in (min_sizes or (base.min_size,)) for settings in grid]
@@ -46,12 +57,14 @@ def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, m
 
 def setting_key(settings, mpp=None):
     """A setting's name in the calibration table: ``split@threshold`` (``markers@threshold@marker_threshold``,
-    then ``>=min_marker_size`` when that is not 1 px and ``+marker`` when a nucleus needs one), then
+    then ``>=min_marker_size`` when that is not 1 px, ``~open2`` for a marker opening of radius 2 px
+    and ``+marker`` when a nucleus needs one), then
     the smallest nucleus when that is not the default 10 px: ``/3um2`` at a known ``mpp``, else ``/48px``."""
     key = f"{settings.split}@{settings.threshold}"
     if settings.split == "markers":
         key += f"@{settings.marker_threshold}"
         key += f">={settings.min_marker_size}" if settings.min_marker_size != PostProcess.min_marker_size else ""
+        key += f"~open{settings.marker_opening}" if settings.marker_opening else ""
         key += "+marker" if settings.require_marker else ""
     if settings.min_size == PostProcess.min_size:
         return key

@@ -9,7 +9,8 @@ setting (all that ``calibrate`` wrote) read as they are; :func:`upgrade_config` 
 the others, what format-1 readers used for each key they lacked. Format 3 states the smallest
 nucleus kept in um^2 (``postprocess.min_area_um2``) for a model of known resolution; formats 1-2
 (and a model without ``mpp``) state it in pixels at the model's resolution (``min_size``), read as
-the same area (:func:`pixel_postprocess`).
+the same area (:func:`pixel_postprocess`). Format 4 adds ``postprocess.marker_opening`` (the hv
+head's marker clean-up); older files mean 0, no clean-up (:data:`POSTPROCESS_SINCE`).
 """
 import difflib
 import json
@@ -18,12 +19,14 @@ from dataclasses import fields
 
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.inference.precision import INFERENCE_PRECISIONS
-from nuclei_tf.models.heads import model_head
+from nuclei_tf.models.heads import MARKER_HEADS, model_head
 from nuclei_tf.postprocess import PostProcess
 from nuclei_tf.postprocess.instances import SPLITS
+from nuclei_tf.postprocess.watershed import CROP_MARGIN
 
-#: stain normalisations ``predict`` applies per tile (nuclei_tf.inference.predict.stain_function)
-INFERENCE_STAINS = ("none", "macenko", "macenko:classic", "macenko:staintools")
+#: input normalisations ``predict`` applies per tile (nuclei_tf.inference.predict.stain_function):
+#: Macenko's stain normalisation, or StarDist's per-image percentiles (``percentile``)
+INFERENCE_STAINS = ("none", "macenko", "macenko:classic", "macenko:staintools", "percentile")
 BLENDS = ("mean", "max", "smooth")
 
 
@@ -55,17 +58,23 @@ POSTPROCESS_CHECKS = {
     "marker_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "require_marker": (lambda v: isinstance(v, bool), "true or false"),
     "min_marker_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "marker_opening": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= CROP_MARGIN,
+                       f"an integer in 0..{CROP_MARGIN} (px)"),
 }
 
 
 #: the ``format`` of the config.json files this version writes; a file without the key is format 1
-FORMAT = 3
+FORMAT = 4
 #: provenance records (where the model came from, how it was calibrated): kept, never read by inference
 PROVENANCE = ("arch", "protocol", "seed", "trained_with", "calibration", "description")
 #: the settings every config.json states beside ``postprocess`` (:class:`~nuclei_tf.inference.bundle.ModelBundle`'s
 #: fields, in this order), and the ``postprocess`` keys (:class:`~nuclei_tf.postprocess.PostProcess`' fields)
 SETTINGS = ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "mpp", "margin", "tta", "precision")
 POSTPROCESS_SETTINGS = tuple(f.name for f in fields(PostProcess))
+#: ``postprocess`` keys that files state from a later format on; an older file lacks them and means
+#: what its readers did, their value then (format 4: ``marker_opening``, HoVer-Net's marker clean-up,
+#: 0 = none)
+POSTPROCESS_SINCE = {"marker_opening": (4, 0)}
 #: format 3: the smallest nucleus kept, in um^2, where a model of known resolution states ``min_size`` (px)
 MIN_AREA = "min_area_um2"
 #: pixels of rounding slack when an area in um^2 is turned back into whole pixels (a written area
@@ -78,7 +87,8 @@ PIXEL_SLACK = 1e-3
 FORMAT1_DEFAULTS = {"stain": "none", "stain_max_gain": None, "clahe_tv": False, "tile": 256, "overlap": 0.5,
                     "blend": "smooth", "mpp": None, "margin": 0, "tta": False, "precision": "auto"}
 FORMAT1_POSTPROCESS = {"threshold": 0.5, "min_size": 10, "fill": True, "split": "none", "h": 1.0,
-                       "marker_threshold": 0.5, "require_marker": False, "min_marker_size": 1}
+                       "marker_threshold": 0.5, "require_marker": False, "min_marker_size": 1,
+                       **{key: value for key, (_, value) in POSTPROCESS_SINCE.items()}}
 #: a three-class model's split when a format-1 file did not state one
 FORMAT1_THREE_CLASS_SPLIT = "markers"
 
@@ -106,10 +116,12 @@ def config_format(config, path):
 
 def postprocess_keys(version, mpp):
     """The ``postprocess`` keys a config.json of format ``version`` for a model at ``mpp`` states:
-    from format 3, ``min_area_um2`` in place of ``min_size`` where the resolution is known."""
+    from format 3, ``min_area_um2`` in place of ``min_size`` where the resolution is known; the keys
+    of :data:`POSTPROCESS_SINCE` from their format on."""
+    keys = tuple(key for key in POSTPROCESS_SETTINGS if POSTPROCESS_SINCE.get(key, (1,))[0] <= version)
     if version >= 3 and mpp is not None:
-        return tuple(MIN_AREA if key == "min_size" else key for key in POSTPROCESS_SETTINGS)
-    return POSTPROCESS_SETTINGS
+        return tuple(MIN_AREA if key == "min_size" else key for key in keys)
+    return keys
 
 
 def pixels_of_area(area_um2, mpp):
@@ -133,7 +145,7 @@ def pixel_postprocess(post, mpp):
 
 
 def folder_postprocess(post, mpp):
-    """The ``postprocess`` dict as format 3 writes it: the smallest nucleus in um^2 when ``mpp`` is known."""
+    """The ``postprocess`` dict as formats 3 and 4 write it: the smallest nucleus in um^2 when ``mpp`` is known."""
     if mpp is None:
         return dict(post)
     return {MIN_AREA if k == "min_size" else k: area_of_pixels(v, mpp) if k == "min_size" else v for k, v in post.items()}
@@ -172,17 +184,18 @@ def read_folder_config(path):
     return config
 
 
-def upgrade_config(config, three_class):
-    """``(format-3 config, [(key, value filled in or converted), ...])`` of a checked-readable
-    format-1 or -2 dict: each key a format-1 file lacks gets the value format-1 readers used
+def upgrade_config(config, markers):
+    """``(format-4 config, [(key, value filled in or converted), ...])`` of a checked-readable
+    format-1, -2 or -3 dict: each key a format-1 file lacks gets the value format-1 readers used
     (:data:`FORMAT1_DEFAULTS`), and ``min_size`` (px) becomes ``min_area_um2`` where ``mpp`` is known."""
     filled = [(k, v) for k, v in FORMAT1_DEFAULTS.items() if k not in config]
-    defaults = {**FORMAT1_POSTPROCESS, **({"split": FORMAT1_THREE_CLASS_SPLIT} if three_class else {})}
-    post = config.get("postprocess", {})
-    filled += [(f"postprocess.{k}", v) for k, v in defaults.items() if k not in post]
+    defaults = {**FORMAT1_POSTPROCESS, **({"split": FORMAT1_THREE_CLASS_SPLIT} if markers else {})}
     settings = {k: config.get(k, FORMAT1_DEFAULTS.get(k)) for k in SETTINGS}
+    stated = config.get("postprocess", {})
+    post = pixel_postprocess(stated, settings["mpp"])  # a format-3 file's um^2 is its min_size
+    filled += [(f"postprocess.{k}", v) for k, v in defaults.items() if k not in post]
     post = folder_postprocess({k: post.get(k, defaults[k]) for k in POSTPROCESS_SETTINGS}, settings["mpp"])
-    if MIN_AREA in post:
+    if MIN_AREA in post and MIN_AREA not in stated:
         filled.append((f"postprocess.{MIN_AREA}", post[MIN_AREA]))
     upgraded = {"format": FORMAT, **settings, "postprocess": post, **{k: v for k, v in config.items() if k in PROVENANCE}}
     return upgraded, filled
@@ -198,11 +211,11 @@ def _refuse_unknown(config, known, path, prefix):
 
 def model_postprocess(model, post, path):
     """The :class:`PostProcess` of ``model`` from the checked ``post`` dict: split "markers" by
-    default for a three-class model, and refused for a foreground one."""
-    three_class = model_head(model) == "three_class"
-    settings = PostProcess.from_dict({"split": "markers", **post} if three_class else post)
-    if settings.split == "markers" and not three_class:
-        raise DataError(path, "'postprocess.split' = \"markers\" needs a three-class model (head three_class)")
+    default for a three-class or hv model, and refused for a foreground one."""
+    markers = model_head(model) in MARKER_HEADS
+    settings = PostProcess.from_dict({"split": "markers", **post} if markers else post)
+    if settings.split == "markers" and not markers:
+        raise DataError(path, "'postprocess.split' = \"markers\" needs a three-class or hv model (head three_class or hv)")
     return settings
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nuclei_tf.inference.sources import ArraySource, tile_rows
-from nuclei_tf.models.heads import model_head
+from nuclei_tf.models.heads import MARKER_HEADS, model_head
 from nuclei_tf.models.receptive_field import input_multiple
 from nuclei_tf.postprocess.markers import REDUCED
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
@@ -35,9 +35,17 @@ def stain_normalizer(bundle, capped=True):
 
 
 def stain_function(bundle, source):
-    """Per-tile stain normalisation for ``source`` (identity when the model uses none)."""
+    """Per-tile input normalisation for ``source`` (identity when the model uses none): Macenko's,
+    or StarDist's percentiles of the whole source (``percentile``: of the image, or of a slide's
+    thumbnail), the same for every tile."""
     if bundle.stain == "none":
         return lambda tile: tile
+    if bundle.stain == "percentile":
+        from nuclei_tf.preprocess.percentile import PercentileNormalizer
+
+        scaler = PercentileNormalizer()
+        intensity = scaler.source_statistics(source.statistics_sample())
+        return lambda tile: scaler.apply(tile, intensity)
     from nuclei_tf.preprocess.macenko import BackgroundError
 
     normaliser = stain_normalizer(bundle)
@@ -66,8 +74,8 @@ def as_source(bundle, image):
 
 def block_channels(bundle):
     """The trailing shape of ``bundle``'s probability blocks: () for a foreground model, (2,) for
-    a three-class one."""
-    return (len(REDUCED),) if model_head(bundle.model) == "three_class" else ()
+    a three-class or hv one."""
+    return (len(REDUCED),) if model_head(bundle.model) in MARKER_HEADS else ()
 
 
 def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):

@@ -46,7 +46,7 @@ def encoder_model(
     """``decoder(bottom, skips, decoder_filters, block)`` on encoder ``encoder`` (see ``encoders``).
 
     ``block`` is segmentation_models' decoder block (``upsampling``); the head is its 3x3
-    ``final_conv`` (here ``logits``), ``foreground`` or ``three_class`` (``head``,
+    ``final_conv`` (here ``logits``), ``foreground``, ``three_class`` or ``hv`` (``head``,
     :mod:`~nuclei_tf.models.heads`). The model is named ``{decoder name}_{encoder}``.
     Height and width must be multiples of 32.
     """

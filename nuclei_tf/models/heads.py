@@ -1,14 +1,30 @@
-"""Segmentation heads: a ``logits`` convolution and a float32 ``probabilities`` activation.
+"""Segmentation heads: the last layer ``probabilities`` (float32) of every single-network model.
 
-Two heads: ``foreground`` (``classes`` channels, the nucleus probability last) and
-``three_class`` (Kumar et al. 2017, IEEE TMI: a softmax over background, nucleus interior and
-nucleus boundary, the channel order of :mod:`nuclei_tf.data.targets`).
+Three heads:
+
+* ``foreground``: ``classes`` channels (sigmoid or softmax), the nucleus probability last;
+* ``three_class`` (Kumar et al. 2017, IEEE TMI): a softmax over background, nucleus interior and
+  nucleus boundary, the channel order of :mod:`nuclei_tf.data.targets`;
+* ``hv`` (HoVer-Net, Graham et al. 2019, Med. Image Anal., section 3.2): the horizontal and
+  vertical distance maps of each nucleus pixel to its nucleus's centre of mass (a linear branch)
+  and the nucleus-pixel (NP) branch's 2-way softmax (background, nucleus): 4 channels
+  ``h, v, background, nucleus``, so the nucleus probability is last as for the other heads. Here
+  both branches share the architecture's decoder (HoVer-Net has one decoder per branch).
+
+A saved model's head is read from its output channels (:func:`model_head`): 3 is three_class,
+4 is hv, anything else foreground.
 """
 from keras import layers
 
-HEADS = ("foreground", "three_class")
+from nuclei_tf.data.hv_targets import HV_CHANNELS
+
+HEADS = ("foreground", "three_class", "hv")
+#: output channels of the heads that fix them
+HEAD_CHANNELS = {"three_class": 3, "hv": HV_CHANNELS}
+#: heads whose post-processing grows nuclei from markers (split "markers")
+MARKER_HEADS = ("three_class", "hv")
 #: channels of the three_class head: background, interior, boundary
-THREE_CLASS_CHANNELS = 3
+THREE_CLASS_CHANNELS = HEAD_CHANNELS["three_class"]
 
 
 def head_activation(classes, activation=None):
@@ -21,24 +37,32 @@ def head_activation(classes, activation=None):
 
 
 def head_classes(head, classes, activation=None):
-    """``(classes, activation)`` of ``head``: as given for ``foreground``, a 3-way softmax for
-    ``three_class`` (which accepts ``classes`` left at 1 or set to 3, and no other activation)."""
+    """``(classes, activation)`` of ``head``: as given for ``foreground``; the three_class and hv
+    heads fix their channels (:data:`HEAD_CHANNELS`) and softmax, so they accept ``classes`` left at
+    1 or set to their channels, and no other activation."""
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
     if head == "foreground":
         return classes, activation
-    if classes not in (1, THREE_CLASS_CHANNELS) or activation not in (None, "softmax"):
-        raise ValueError(f"the three_class head is a 3-class softmax; leave classes and activation unset "
+    channels = HEAD_CHANNELS[head]
+    if classes not in (1, channels) or activation not in (None, "softmax"):
+        raise ValueError(f"the {head} head has {channels} fixed channels; leave classes and activation unset "
                          f"(got classes={classes}, activation={activation!r})")
-    return THREE_CLASS_CHANNELS, "softmax"
+    return channels, "softmax"
 
 
 def segmentation_head(x, classes, activation=None, kernel_size=1, suffix="", head="foreground"):
-    """Per-pixel class scores ``logits{suffix}`` then ``probabilities{suffix}`` of ``head``.
+    """Per-pixel outputs ``probabilities{suffix}`` of ``head`` from the decoder features ``x``.
 
-    The activation layer runs in float32, so outputs are float32 under a mixed_float16 policy.
+    The output layer runs in float32, so outputs are float32 under a mixed_float16 policy.
     """
     classes, activation = head_classes(head, classes, activation)
+    if head == "hv":
+        maps = layers.Conv2D(2, kernel_size, padding="same", name=f"hv_maps{suffix}")(x)
+        logits = layers.Conv2D(2, kernel_size, padding="same", name=f"logits{suffix}")(x)
+        nucleus = layers.Activation("softmax", dtype="float32", name=f"np_probabilities{suffix}")(logits)
+        maps = layers.Activation("linear", dtype="float32", name=f"hv_maps_float32{suffix}")(maps)
+        return layers.Concatenate(dtype="float32", name=f"probabilities{suffix}")([maps, nucleus])
     logits = layers.Conv2D(classes, kernel_size, padding="same", name=f"logits{suffix}")(x)
     return layers.Activation(
         head_activation(classes, activation), dtype="float32", name=f"probabilities{suffix}"
@@ -46,6 +70,7 @@ def segmentation_head(x, classes, activation=None, kernel_size=1, suffix="", hea
 
 
 def model_head(model):
-    """``"three_class"`` for a model whose (last) output has the three_class head's channels, else
-    ``"foreground"``: read from the model itself, so a saved ``.keras`` file needs no extra setting."""
-    return "three_class" if model.outputs[-1].shape[-1] == THREE_CLASS_CHANNELS else "foreground"
+    """The head of ``model`` (its last output) from its channels (:data:`HEAD_CHANNELS`), so a saved
+    ``.keras`` file needs no extra setting."""
+    channels = model.outputs[-1].shape[-1]
+    return next((head for head, count in HEAD_CHANNELS.items() if count == channels), "foreground")

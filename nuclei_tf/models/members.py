@@ -33,12 +33,13 @@ def load_member(member):
 
 def load_members(members):
     """Every member as a ``keras.Model`` (:func:`load_member`); stacked models combine foreground
-    maps, so a member with the three_class head is refused."""
+    maps, so a member with the three_class or hv head is refused."""
     models = [load_member(member) for member in members]
-    three_class = [f"{index} ({model.name})" for index, model in enumerate(models) if model_head(model) == "three_class"]
-    if three_class:
-        raise ValueError(f"gbunet and ensemble members must have the foreground head; member {', '.join(three_class)} "
-                         "has the three_class head")
+    other = [f"{index} ({model.name}: {model_head(model)})" for index, model in enumerate(models)
+             if model_head(model) != "foreground"]
+    if other:
+        raise ValueError(f"gbunet and ensemble members must have the foreground head; member {', '.join(other)} "
+                         "has another head")
     return models
 
 

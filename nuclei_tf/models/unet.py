@@ -42,7 +42,7 @@ def unet(
     2022); ``dropout`` is applied at the end of the contracting path. ``upsampling="upsample"`` is
     Ronneberger's "up-convolution" (up-sampling then a 2x2 conv), ``"transpose"`` a 2x2 stride-2
     transposed conv; both have the same weights. B=16, N=5 gives Long 2020 Table 1's 1.941M.
-    ``head``: ``foreground`` or ``three_class`` (:mod:`~nuclei_tf.models.heads`).
+    ``head``: ``foreground``, ``three_class`` or ``hv`` (:mod:`~nuclei_tf.models.heads`).
     Height and width must be multiples of 2^(N-1).
     """
     check_upsampling(upsampling)

@@ -60,7 +60,7 @@ def unet_plus(
     """U-Net+ (Long 2020 Fig. 5a): densely connected encoder with stride-2 conv down-sampling.
 
     ``upsampling="transpose"`` is the "T.C." variant, ``"upsample"`` the "U.S." one.
-    ``head``: ``foreground`` or ``three_class`` (:mod:`~nuclei_tf.models.heads`).
+    ``head``: ``foreground``, ``three_class`` or ``hv`` (:mod:`~nuclei_tf.models.heads`).
     Height and width must be multiples of 2^(N-1).
     """
     check_upsampling(upsampling)

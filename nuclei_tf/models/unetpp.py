@@ -32,7 +32,7 @@ def unetpp(
     ``l2`` (lambda); up-sampling is a 2x2 transposed conv (or up-sampling + 2x2 conv).
     ``deep_supervision`` adds a 1x1 head on every X^{0,j} (outputs ``probabilities_l{j}``, the last
     one ``probabilities``); ``prune=L`` builds only the sub-network of X^{0,L} (Zhou's L_L), whose
-    layer names match the full model's. ``head``: ``foreground`` or ``three_class`` (every head;
+    layer names match the full model's. ``head``: ``foreground``, ``three_class`` or ``hv`` (every head;
     :mod:`~nuclei_tf.models.heads`). Height and width must be multiples of 2^(levels).
     """
     check_upsampling(upsampling)

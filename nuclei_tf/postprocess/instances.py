@@ -4,9 +4,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
-from nuclei_tf.postprocess.markers import REDUCED, marker_split, reduce_three_class
+from nuclei_tf.postprocess.markers import REDUCED, marker_split, nucleus_outputs
 from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
-from nuclei_tf.postprocess.watershed import watershed_split
+from nuclei_tf.postprocess.watershed import CROP_MARGIN, watershed_split
 
 SPLITS = ("none", "watershed", "markers")
 
@@ -17,10 +17,12 @@ class PostProcess:
 
     ``split``: "none" (connected components), "watershed" (marker-controlled watershed on the
     distance transform, see :func:`~nuclei_tf.postprocess.watershed.watershed_split`) or, for
-    three-class models, "markers" (markers where the interior probability exceeds
-    ``marker_threshold``, see :mod:`~nuclei_tf.postprocess.markers`; ``require_marker`` drops a
-    nucleus component that holds none; a marker of fewer than ``min_marker_size`` pixels is no
-    marker).
+    three-class and hv models, "markers" (markers where the interior probability, or the hv
+    head's interior-ness, exceeds ``marker_threshold``, see :mod:`~nuclei_tf.postprocess.markers`
+    and :mod:`~nuclei_tf.postprocess.hover`; ``require_marker`` drops a nucleus component that
+    holds none; a marker of fewer than ``min_marker_size`` pixels is no marker; ``marker_opening``
+    > 0 fills the markers' holes and opens them by a disk of that radius first, HoVer-Net's
+    clean-up).
     """
 
     threshold: float = 0.5
@@ -31,6 +33,7 @@ class PostProcess:
     marker_threshold: float = 0.5
     require_marker: bool = False
     min_marker_size: int = 1
+    marker_opening: int = 0
 
     def __post_init__(self):
         for name in ("threshold", "marker_threshold"):
@@ -42,6 +45,10 @@ class PostProcess:
             raise ValueError(f"require_marker needs split 'markers', got split {self.split!r}")
         if self.min_marker_size > 1 and self.split != "markers":
             raise ValueError(f"min_marker_size needs split 'markers', got split {self.split!r}")
+        if self.marker_opening and self.split != "markers":
+            raise ValueError(f"marker_opening needs split 'markers', got split {self.split!r}")
+        if not 0 <= self.marker_opening <= CROP_MARGIN:
+            raise ValueError(f"marker_opening must lie in 0..{CROP_MARGIN} px, got {self.marker_opening}")
 
     def to_dict(self):
         return asdict(self)
@@ -65,7 +72,7 @@ def filled_mask_to_instances(mask, settings, markers=None):
         instances = watershed_split(mask, h=settings.h)
     elif settings.split == "markers":
         instances = marker_split(mask, markers, require_marker=settings.require_marker,
-                                 min_marker_size=settings.min_marker_size)
+                                 min_marker_size=settings.min_marker_size, marker_opening=settings.marker_opening)
     else:
         instances = binary_to_instances(mask)
     return relabel_contiguous(remove_small_objects(instances, settings.min_size, copy=False), copy=False)
@@ -84,8 +91,8 @@ def markers_of(mask, settings):
 
 def probability_to_instances(probability, settings=PostProcess()):
     """Nucleus probability -> instances. Accepted maps: H x W; H x W x 2 softmax whose channel 1
-    is nucleus, or a three-class model's reduced (interior, nucleus) map (split "markers" reads
-    both); H x W x 3 three-class softmax (reduced first)."""
+    is nucleus, or a three-class or hv model's reduced (interior, nucleus) map (split "markers"
+    reads both); H x W x 3 three-class softmax and H x W x 4 hv outputs (reduced first)."""
     return mask_to_instances(binarise(probability, settings), settings)
 
 
@@ -97,14 +104,14 @@ def binarise(probability, settings):
     probability = np.asarray(probability)  # float16 maps of whole slides stay float16
     if probability.dtype.kind != "f":
         probability = probability.astype(np.float32)
-    if probability.ndim == 3 and probability.shape[-1] == 3:
-        probability = reduce_three_class(probability)
+    if probability.ndim == 3 and probability.shape[-1] in (3, 4):
+        probability = nucleus_outputs(probability)
     if not np.isfinite(probability).all():
         raise ValueError("probability map holds NaN or Inf")
     if settings.split == "markers":
         if probability.ndim != 3 or probability.shape[-1] != len(REDUCED):
-            raise ValueError(f"split 'markers' needs a three-class model's probabilities (H x W x 3, or x 2: "
-                             f"{', '.join(REDUCED)}), got shape {probability.shape}")
+            raise ValueError(f"split 'markers' needs a three-class or hv model's outputs (H x W x 3 or 4, or "
+                             f"reduced, x 2: {', '.join(REDUCED)}), got shape {probability.shape}")
         nucleus = probability[..., 1] > settings.threshold
         return nucleus.astype(np.uint8) + (nucleus & (probability[..., 0] > settings.marker_threshold))
     if probability.ndim == 3:

@@ -14,10 +14,13 @@ a region where the model sees no interior is not taken for a nucleus. A marker s
 nor vouches for a nucleus.
 """
 import numpy as np
+from scipy import ndimage
 
 from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
-from nuclei_tf.data.targets import BOUNDARY, INTERIOR
-from nuclei_tf.postprocess.morphology import remove_small_objects
+from nuclei_tf.data.targets import BACKGROUND, BOUNDARY, INTERIOR, disk
+from nuclei_tf.data.hv_targets import HV_CHANNELS
+from nuclei_tf.postprocess.hover import reduce_hv
+from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
 from nuclei_tf.postprocess.watershed import CROP_MARGIN, flood, split_components
 
 #: the two channels post-processing keeps of a three-class softmax, in this order
@@ -33,18 +36,33 @@ def reduce_three_class(probabilities):
 
 def nucleus_outputs(outputs):
     """What post-processing needs of model outputs (..., C): the nucleus probability (last
-    channel, shape ...) of a foreground head, the two :data:`REDUCED` channels of a three-class one."""
-    return reduce_three_class(outputs) if outputs.shape[-1] == 3 else outputs[..., -1]
+    channel, shape ...) of a foreground head, the two :data:`REDUCED` channels of a three-class or
+    hv one (:func:`~nuclei_tf.postprocess.hover.reduce_hv`: computed per tile, the energy needing
+    a 21 px neighbourhood)."""
+    channels = outputs.shape[-1]
+    if channels == len((BACKGROUND, INTERIOR, BOUNDARY)):
+        return reduce_three_class(outputs)
+    if channels == HV_CHANNELS:
+        return reduce_hv(outputs)
+    return outputs[..., -1]
 
 
-def marker_split(mask, markers, margin=CROP_MARGIN, require_marker=False, min_marker_size=1):
+def marker_split(mask, markers, margin=CROP_MARGIN, require_marker=False, min_marker_size=1, marker_opening=0):
     """Int32 instances (ids 1..N) of the nucleus ``mask``: every 4-connected component flooded
     from the 8-connected components of ``markers`` inside it of at least ``min_marker_size``
     pixels (:func:`split_components`); ``require_marker``: a component holding no such marker is
-    dropped rather than kept whole."""
+    dropped rather than kept whole. ``marker_opening`` > 0: HoVer-Net's clean-up of a component's
+    markers first (section 3.4): holes filled, then a morphological opening by a disk of that
+    radius (px), which cuts the thin bridges between two nuclei's markers (radius <= ``margin``)."""
+    if marker_opening > margin:
+        raise ValueError(f"marker_opening {marker_opening} px exceeds the crop margin {margin} px")
+    footprint = disk(marker_opening) if marker_opening > 0 else None
 
     def split(component, crop):
-        seeds = binary_to_instances(markers[crop] & component, connectivity=2)
+        inside = markers[crop] & component
+        if footprint is not None:
+            inside = ndimage.binary_opening(fill_holes(inside), structure=footprint)
+        seeds = binary_to_instances(inside, connectivity=2)
         if min_marker_size > 1:
             seeds = relabel_contiguous(remove_small_objects(seeds, min_marker_size, copy=False), copy=False)
         if require_marker and not seeds.any():

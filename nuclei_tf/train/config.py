@@ -5,7 +5,8 @@ An experiment YAML (see ``experiments/``) has the sections::
     protocol: lagree2021          # split protocol (nuclei_tf.data.protocols)
     arch: unet_plus               # nuclei_tf.models.build_model arch
     model: {...}                  # build_model options (classes and head decide the targets:
-                                  # head: three_class needs train.loss: three_class, and back)
+                                  # head: three_class needs train.loss: three_class, head: hv
+                                  # train.loss: hover, and back)
     data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields (classes is derived;
                                   # augment: null or absent resolves to DEFAULT_AUGMENTATION, written
                                   # out in full; {} is no augmentation)
@@ -29,7 +30,9 @@ from nuclei_tf.data.folder import DATASET_DEFAULTS, check_description
 from nuclei_tf.data.pipeline import PipelineConfig
 from nuclei_tf.models.members import LAGREE_PRETRAINED_MEMBERS
 from nuclei_tf.preprocess.augment import DEFAULT_AUGMENTATION
+from nuclei_tf.models.heads import HEAD_CHANNELS
 from nuclei_tf.models.registry import get_spec
+from nuclei_tf.train.losses import HEAD_LOSSES
 from nuclei_tf.train.settings import TrainConfig
 
 DEFAULTS = {
@@ -89,7 +92,7 @@ def load_config(path=None, overrides=None):
     if config["members"] is None and "members" in spec.options:
         config["members"] = [dict(member) for member in LAGREE_PRETRAINED_MEMBERS]
     head = config["model"].get("head", spec.options.get("head", "foreground"))
-    classes = 3 if head == "three_class" else config["model"].get("classes", spec.options.get("classes", 1))
+    classes = HEAD_CHANNELS.get(head) or config["model"].get("classes", spec.options.get("classes", 1))
     try:
         config["data"] = PipelineConfig.from_dict({**config["data"], "classes": classes, "seed": seed}).to_dict()
         if config["data"]["augment"] is None:  # what the pipeline runs, recorded in the run folder and model folder
@@ -98,9 +101,14 @@ def load_config(path=None, overrides=None):
     except (TypeError, ValueError) as exc:  # an unknown or invalid field in the data or train section
         raise ValueError(f"{path or 'config'}: {exc}") from None
     check_dataset(config, path)
-    if (head == "three_class") != (config["train"]["loss"] == "three_class"):
-        raise ValueError(f"{path or 'config'}: model head {head!r} with train loss {config['train']['loss']!r}; "
-                         "head: three_class and loss: three_class go together")
+    stain = config["preprocess"].get("stain", "none")
+    if config["data"]["normalize"] != "none" and stain != "none":
+        raise ValueError(f"{path or 'config'}: data.normalize {config['data']['normalize']!r} and preprocess.stain {stain!r} "
+                         "are two input normalisations; choose one (the other none)")
+    loss = config["train"]["loss"]
+    if HEAD_LOSSES.get(head) != (loss if loss in HEAD_LOSSES.values() else None):
+        pairs = "; ".join(f"head: {h} and loss: {l}" for h, l in HEAD_LOSSES.items())
+        raise ValueError(f"{path or 'config'}: model head {head!r} with train loss {loss!r}; {pairs} go together")
     return config
 
 

@@ -14,6 +14,10 @@ scalar.
 * ``three_class``: Lagree's loss generalised to the three-class softmax (Kumar et al. 2017):
   weighted categorical cross-entropy + mean over the interior and boundary classes of
   (1 - soft Dice).
+* ``hover``: HoVer-Net's loss for the hv head (Graham et al. 2019, eq. 1-4, lambda_b = 2, the
+  others 1): on the NP branch categorical cross-entropy + (1 - soft Dice) of the nucleus
+  channel; on the distance maps the mean squared error + twice the mean squared error of their
+  gradients (h along x, v along y, 5 x 5 Sobel) over the nucleus pixels.
 
 Written with ``keras.ops``, so the same losses train under the TensorFlow backend (our
 ``Trainer``) and under JAX or PyTorch (``keras.Model.fit``).
@@ -21,6 +25,8 @@ Written with ``keras.ops``, so the same losses train under the TensorFlow backen
 from keras import ops
 
 from nuclei_tf.data.targets import BOUNDARY, INTERIOR
+from nuclei_tf.data.hv_targets import HV_CHANNELS, HV_MAPS, HV_NUCLEUS
+from nuclei_tf.postprocess.hover import derivative_kernels
 
 EPSILON = 1e-7
 
@@ -55,7 +61,8 @@ def _flat_channel(y_true, y_pred, channel):
 
 
 def nucleus_channel(y):
-    """The nucleus probability (B, H, W, 1): the last channel, or interior + boundary for the three_class head."""
+    """The nucleus probability (B, H, W, 1): the last channel (foreground and hv heads), or interior +
+    boundary for the three_class head."""
     return y[..., INTERIOR : INTERIOR + 1] + y[..., BOUNDARY : BOUNDARY + 1] if y.shape[-1] == 3 else y[..., -1:]
 
 
@@ -103,13 +110,42 @@ def three_class_loss(y_true, y_pred, weights=None):
     return weighted_cross_entropy(y_true, y_pred, weights) + (dice[0] + dice[1]) / 2.0
 
 
+#: HoVer-Net's Sobel kernel size in the gradient loss
+GRADIENT_KERNEL = 5
+
+
+def _gradient(maps, kernel):
+    return ops.conv(maps, ops.convert_to_tensor(kernel.astype("float32")[:, :, None, None]), padding="same")
+
+
+def hover_loss(y_true, y_pred, weights=None):
+    """HoVer-Net's loss (Graham et al. 2019, eq. 1-4): CE + Dice on the NP softmax, MSE + 2 MSGE
+    on the h, v maps (MSGE: over the true nucleus pixels)."""
+    if y_pred.shape[-1] != HV_CHANNELS:
+        raise ValueError(f"loss hover needs the hv head's {HV_CHANNELS} channels, got {y_pred.shape[-1]}")
+    y_true, y_pred = _float32(y_true, y_pred)
+    nucleus = weighted_cross_entropy(y_true[..., HV_NUCLEUS], y_pred[..., HV_NUCLEUS]) + dice_loss(y_true, y_pred, smooth=1.0)
+    maps_true, maps_pred = y_true[..., HV_MAPS], y_pred[..., HV_MAPS]
+    mse = ops.mean(ops.square(maps_pred - maps_true))
+    focus = y_true[..., -1:]
+    squared = 0.0
+    for channel, kernel in enumerate(derivative_kernels(GRADIENT_KERNEL)):
+        error = _gradient(maps_pred[..., channel : channel + 1], kernel) - _gradient(maps_true[..., channel : channel + 1], kernel)
+        squared = squared + ops.sum(focus * ops.square(error))
+    msge = squared / (2.0 * ops.sum(focus) + EPSILON)
+    return nucleus + mse + 2.0 * msge
+
+
 LOSSES = {
     "lagree2021": lagree_loss,
     "kasturi2022": kasturi_loss,
     "ledinh2021": ledinh_loss,
     "long2020": long_loss,
     "three_class": three_class_loss,
+    "hover": hover_loss,
 }
+#: the loss each head with fixed channels trains with, and only it
+HEAD_LOSSES = {"three_class": "three_class", "hv": "hover"}
 
 
 def get_loss(name):

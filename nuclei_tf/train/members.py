@@ -48,10 +48,14 @@ class Member:
         return {"arch": self.config["arch"], **self.config["model"]}
 
 
-def preprocess_key(preprocess):
-    """The part of a preprocess section that changes the pixels a model sees."""
+def preprocess_key(preprocess, normalize=None):
+    """What changes the pixels a model sees: its preprocess section (or a model folder's config)
+    and its ``data.normalize`` (a model folder states ``stain: percentile`` for it)."""
     preprocess = preprocess or {}
-    return {"stain": preprocess.get("stain", "none"), "clahe_tv": bool(preprocess.get("clahe_tv", False))}
+    stain = preprocess.get("stain", "none")
+    if stain == "percentile":
+        stain, normalize = "none", "percentile"
+    return {"stain": stain, "clahe_tv": bool(preprocess.get("clahe_tv", False)), "normalize": normalize or "none"}
 
 
 def saved_preprocess(model_path):
@@ -64,7 +68,8 @@ def saved_preprocess(model_path):
         return preprocess_key(read_folder_config(folder_config))
     run_config = model_path.with_name("config.yaml")
     if run_config.is_file():
-        return preprocess_key((yaml.safe_load(run_config.read_text()) or {}).get("preprocess"))
+        config = yaml.safe_load(run_config.read_text()) or {}
+        return preprocess_key(config.get("preprocess"), (config.get("data") or {}).get("normalize"))
     return None
 
 
@@ -80,7 +85,7 @@ def resolve_member(index, spec, stage_config, run_dir):
     """The :class:`Member` described by ``spec`` (see the module docstring)."""
     from nuclei_tf.train.config import load_config
 
-    expected = preprocess_key(stage_config["preprocess"])
+    expected = preprocess_key(stage_config["preprocess"], stage_config["data"].get("normalize"))
     if isinstance(spec, (str, Path)):
         model_file = _model_file(spec, index)
         found = saved_preprocess(model_file)
@@ -99,8 +104,9 @@ def resolve_member(index, spec, stage_config, run_dir):
         if config["protocol"] != stage_config["protocol"]:
             raise ValueError(f"member {index}: {spec['config']} trains under protocol {config['protocol']!r}, "
                              f"this run under {stage_config['protocol']!r}")
-        if preprocess_key(config["preprocess"]) != expected:
-            raise ValueError(f"member {index}: {spec['config']} trains on {preprocess_key(config['preprocess'])}, "
+        trains_on = preprocess_key(config["preprocess"], config["data"].get("normalize"))
+        if trains_on != expected:
+            raise ValueError(f"member {index}: {spec['config']} trains on {trains_on}, "
                              f"this run uses {expected}")
         member_dir = Path(spec.get("run") or Path(run_dir) / "members" / str(index))
         return Member(index, config["arch"], member_dir / "best.keras", config, member_dir, source=str(spec["config"]))
