@@ -7,6 +7,9 @@ entry per test set; no image appears in two splits.
   training *and* test folders (36), 80:20 train/val by image; test sets
   ``monuseg-breast`` (8: six training-folder images + TCGA-AC-A2FO, TCGA-AO-A0J2) and
   ``tnbc`` (50).
+* ``lagree2021-stain``: ``lagree2021``'s 36 images and split sizes (29 / 7), its validation images
+  the 7 whose Macenko stain lies farthest from the others' (:mod:`nuclei_tf.data.stain_split`),
+  so that validation sees stain shift; the same test sets. Independent of the seed.
 * ``ledinh2021`` (Le Dinh et al. 2021): the 24 non-breast images of the training folder,
   80:20 train/val; the same two test sets.
 * ``kasturi2022`` (Kasturi et al. 2022): the 30 MoNuSeg training images plus half of TNBC
@@ -33,6 +36,7 @@ from nuclei_tf.data.dsb import DSB2018, is_stage_folder
 from nuclei_tf.data.errors import DataError
 from nuclei_tf.data.folder import InstanceFolder, check_pairs, describe_folder
 from nuclei_tf.data.monuseg import MoNuSeg
+from nuclei_tf.data.stain_split import stain_shift_split
 from nuclei_tf.data.tnbc import TNBC
 
 VAL_FRACTION = 0.2
@@ -131,6 +135,16 @@ def lagree2021(sources, seed):
     return splits
 
 
+@protocol("lagree2021-stain")
+def lagree2021_stain(sources, seed):
+    monuseg = sources.monuseg().records()
+    training = _non_breast(monuseg)
+    splits = stain_shift_split(training, len(train_val_split(training, seed)["val"]))
+    splits["monuseg-breast"] = _breast(monuseg)
+    splits["tnbc"] = sources.tnbc().records()
+    return splits
+
+
 @protocol("ledinh2021")
 def ledinh2021(sources, seed):
     monuseg = sources.monuseg()
@@ -197,7 +211,7 @@ def own_folder(sources, seed):
 #: microns per pixel of each protocol's training images, recorded in model folders: MoNuSeg
 #: (TCGA slides scanned at 40x by Aperio scanners, 0.2462-0.2527 um/px) and TNBC (40x, Naylor et
 #: al. 2018) are about 0.25 um/px; DSB 2018 mixes microscopes and magnifications (unknown).
-TRAINING_MPP = {"lagree2021": 0.25, "ledinh2021": 0.25, "kasturi2022": 0.25, "monuseg2018": 0.25, "long2020": None}
+TRAINING_MPP = {"lagree2021": 0.25, "lagree2021-stain": 0.25, "ledinh2021": 0.25, "kasturi2022": 0.25, "monuseg2018": 0.25, "long2020": None}
 
 
 def get_protocol(name):
