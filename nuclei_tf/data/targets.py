@@ -12,6 +12,7 @@ from scipy import ndimage
 
 #: channel order of the targets and of the three_class head
 BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+THREE_CLASS_CHANNELS = 3
 
 
 def disk(radius):

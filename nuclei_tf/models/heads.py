@@ -17,14 +17,13 @@ A saved model's head is read from its output channels (:func:`model_head`): 3 is
 from keras import layers
 
 from nuclei_tf.data.hv_targets import HV_CHANNELS
+from nuclei_tf.data.targets import THREE_CLASS_CHANNELS
 
 HEADS = ("foreground", "three_class", "hv")
 #: output channels of the heads that fix them
-HEAD_CHANNELS = {"three_class": 3, "hv": HV_CHANNELS}
+HEAD_CHANNELS = {"three_class": THREE_CLASS_CHANNELS, "hv": HV_CHANNELS}
 #: heads whose post-processing grows nuclei from markers (split "markers")
 MARKER_HEADS = ("three_class", "hv")
-#: channels of the three_class head: background, interior, boundary
-THREE_CLASS_CHANNELS = HEAD_CHANNELS["three_class"]
 
 
 def head_activation(classes, activation=None):

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
-from nuclei_tf.data.targets import BACKGROUND, BOUNDARY, INTERIOR, disk
+from nuclei_tf.data.targets import BOUNDARY, INTERIOR, THREE_CLASS_CHANNELS, disk
 from nuclei_tf.data.hv_targets import HV_CHANNELS
 from nuclei_tf.postprocess.hover import reduce_hv
 from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
@@ -40,7 +40,7 @@ def nucleus_outputs(outputs):
     hv one (:func:`~nuclei_tf.postprocess.hover.reduce_hv`: computed per tile, the energy needing
     a 21 px neighbourhood)."""
     channels = outputs.shape[-1]
-    if channels == len((BACKGROUND, INTERIOR, BOUNDARY)):
+    if channels == THREE_CLASS_CHANNELS:
         return reduce_three_class(outputs)
     if channels == HV_CHANNELS:
         return reduce_hv(outputs)
