@@ -18,8 +18,9 @@ def test_experiment_resolves(path):
     spec = get_spec(config["arch"])
     assert set(config["model"]) <= set(spec.options) | {"members"}
     head = config["model"].get("head", "foreground")
-    assert config["data"]["classes"] == {"three_class": 3, "hv": 4}.get(head, config["model"].get("classes", 1))
-    assert {"three_class": "three_class", "hv": "hover"}.get(head) == (config["train"]["loss"] if head != "foreground" else None)
+    assert config["data"]["classes"] == {"three_class": 3, "hv": 4, "rays": 33}.get(head, config["model"].get("classes", 1))
+    assert {"three_class": "three_class", "hv": "hover", "rays": "stardist"}.get(head) == (
+        config["train"]["loss"] if head != "foreground" else None)
 
 
 def test_the_three_class_experiment_is_the_cpu_recipe_with_the_three_class_head():

@@ -67,6 +67,10 @@ def float16_inputs(name):
         maps = tf.random.uniform((2, 8, 8, 2), -1, 1)
         y = tf.concat([maps, tf.one_hot(tf.random.uniform((2, 8, 8), maxval=2, dtype=tf.int32), 2)], axis=-1)
         p = tf.concat([maps * 0.5, tf.nn.softmax(tf.random.normal((2, 8, 8, 2)))], axis=-1)
+    elif name == "stardist":
+        distances = tf.random.uniform((2, 8, 8, 32), 0, 20)
+        y = tf.concat([distances, tf.random.uniform((2, 8, 8, 1))], axis=-1)
+        p = tf.concat([distances + 1.0, tf.random.uniform((2, 8, 8, 1))], axis=-1)
     elif name == "three_class":
         y, p = tf.one_hot(tf.random.uniform((2, 8, 8), maxval=3, dtype=tf.int32), 3), tf.nn.softmax(tf.random.normal((2, 8, 8, 3)))
     else:

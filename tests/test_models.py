@@ -129,11 +129,32 @@ def test_hv_head_is_two_linear_maps_then_a_float32_np_softmax(key):
     assert model_head(model) == "hv" and model_head(keras.Model.from_config(model.get_config())) == "hv"
 
 
+RAYS = {
+    **{key: lambda key=key: tiny(key, head="rays") for key in ("unet", "unet_plus", "unetpp")},
+    "unet_encoder": lambda: build_model("unet_encoder", encoder="vgg16", head="rays"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(RAYS))
+def test_rays_head_is_32_linear_distances_then_a_float32_object_probability(key):
+    """StarDist's outputs on the decoder: 32 ray distances (no activation), then a sigmoid."""
+    model = RAYS[key]()
+    outputs = as_list(run(model, images()))[-1]
+    assert outputs.shape == (2, 64, 64, 33) and outputs.dtype == np.float32
+    distances = run(keras.Model(model.input, model.get_layer("star_distances").output), images())
+    logit = run(keras.Model(model.input, model.get_layer("logits").output), images())
+    np.testing.assert_allclose(outputs[..., :32], distances, atol=1e-5)
+    np.testing.assert_allclose(outputs[..., 32:], tf.nn.sigmoid(logit), atol=1e-6)
+    assert model_head(model) == "rays" and model_head(keras.Model.from_config(model.get_config())) == "rays"
+
+
 def test_three_class_head_errors_and_stacked_models_refuse_it():
-    with pytest.raises(ValueError, match="head must be one of foreground, three_class, hv"):
+    with pytest.raises(ValueError, match="head must be one of foreground, three_class, hv, rays"):
         tiny("unet", head="boundary")
     with pytest.raises(ValueError, match="the hv head has 4 fixed channels"):
         tiny("unet_plus", head="hv", classes=2)
+    with pytest.raises(ValueError, match="the rays head has 33 fixed channels"):
+        tiny("unet_plus", head="rays", activation="sigmoid")
     with pytest.raises(ValueError, match="the three_class head has 3 fixed channels"):
         tiny("unet_plus", head="three_class", classes=2)
     assert tiny("unet_plus", head="three_class", classes=3).output.shape[-1] == 3

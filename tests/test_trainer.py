@@ -355,9 +355,11 @@ def test_fit_calibrate_and_predict_an_hv_unet_plus(synthetic_monuseg, synthetic_
 def test_heads_and_losses_go_together(tmp_path):
     from nuclei_tf.train.config import load_config
 
-    for head, loss in (("hv", "lagree2021"), ("foreground", "hover"), ("three_class", "hover"), ("hv", "three_class")):
+    for head, loss in (("hv", "lagree2021"), ("foreground", "hover"), ("three_class", "hover"), ("hv", "three_class"),
+                       ("rays", "hover"), ("foreground", "stardist")):
         (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"model": {"head": head}, "train": {"loss": loss}}))
-        with pytest.raises(ValueError, match="head: three_class and loss: three_class; head: hv and loss: hover go together"):
+        with pytest.raises(ValueError, match="head: three_class and loss: three_class; head: hv and loss: hover; "
+                                             "head: rays and loss: stardist go together"):
             load_config(tmp_path / "bad.yaml")
 
 

@@ -26,10 +26,11 @@ Targets (``classes``, set from the model's head by the experiment config): 1, th
 mask; 2, one-hot (background, nucleus); 3 (the three_class head), one-hot (background,
 interior, boundary) of Kumar et al. 2017 with boundaries ``boundary_width`` px wide
 (:mod:`nuclei_tf.data.targets`); 4 (the hv head), HoVer-Net's horizontal and vertical distance
-maps then one-hot (background, nucleus) (:mod:`nuclei_tf.data.hv_targets`). Three-class and hv
-targets are built after augmentation from the augmented instance map (ids move with
+maps then one-hot (background, nucleus) (:mod:`nuclei_tf.data.hv_targets`); 33 (the rays head),
+StarDist's 32 ray distances then the object probability (:mod:`nuclei_tf.data.star_targets`).
+These are built after augmentation from the augmented instance map (ids move with
 nearest-neighbour, like the weight map), so touching nuclei keep the boundary between them and
-the distance maps' signs follow every flip and rotation.
+the distance maps' signs and the rays follow every flip and rotation.
 
 ``offline="kasturi2022"`` first replaces each image by its flip-H, flip-V and rotate-45
 variants down-sampled to ``offline_size`` (Kasturi et al. 2022, Algorithm 1).
@@ -43,7 +44,8 @@ import cv2
 import numpy as np
 
 from nuclei_tf.data.errors import DataError
-from nuclei_tf.data.hv_targets import hv_targets
+from nuclei_tf.data.hv_targets import HV_CHANNELS, hv_targets
+from nuclei_tf.data.star_targets import RAY_CHANNELS, star_targets
 from nuclei_tf.data.targets import three_class_targets
 from nuclei_tf.preprocess.augment import Augmenter, kasturi_variants, resize
 from nuclei_tf.preprocess.percentile import PercentileNormalizer
@@ -54,7 +56,7 @@ SAMPLING = ("grid", "random", "grid_random", "whole")
 NORMALIZE = ("none", "percentile")
 PADDING = ("reflect", "constant")
 #: target channels built from the instance map itself (three-class, hv), not from the binary mask
-INSTANCE_TARGETS = (3, 4)
+INSTANCE_TARGETS = (3, HV_CHANNELS, RAY_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,9 @@ class PipelineConfig:
             raise ValueError(f"sampling must be one of {SAMPLING}, got {self.sampling!r}")
         if self.sampling == "whole" and self.resize is None and self.offline is None:
             raise ValueError("sampling 'whole' needs resize (e.g. 256) or offline variants of a fixed size")
-        if self.classes not in (1, 2, 3, 4):
-            raise ValueError(f"classes must be 1 (sigmoid), 2 (softmax), 3 (three-class head) or 4 (hv head), "
-                             f"got {self.classes}")
+        if self.classes not in (1, 2) + INSTANCE_TARGETS:
+            raise ValueError(f"classes must be 1 (sigmoid), 2 (softmax), 3 (three-class head), {HV_CHANNELS} (hv head) "
+                             f"or {RAY_CHANNELS} (rays head), got {self.classes}")
         if self.boundary_width < 1:
             raise ValueError(f"boundary_width must be >= 1 px, got {self.boundary_width}")
         if self.normalize not in NORMALIZE:
@@ -230,8 +232,10 @@ class TrainingPipeline:
         """The float32 (size, size, classes) target of an augmented tile's mask (see the module docstring)."""
         if self.config.classes == 3:
             return three_class_targets(mask, self.config.boundary_width)
-        if self.config.classes == 4:
+        if self.config.classes == HV_CHANNELS:
             return hv_targets(mask)
+        if self.config.classes == RAY_CHANNELS:
+            return star_targets(mask)
         if self.config.classes == 2:
             return np.stack([1 - mask, mask], axis=-1).astype(np.float32)
         return mask[..., None].astype(np.float32)

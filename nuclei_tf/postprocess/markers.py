@@ -19,6 +19,7 @@ from scipy import ndimage
 from nuclei_tf.data.labels import binary_to_instances, relabel_contiguous
 from nuclei_tf.data.targets import BOUNDARY, INTERIOR, THREE_CLASS_CHANNELS, disk
 from nuclei_tf.data.hv_targets import HV_CHANNELS
+from nuclei_tf.data.star_targets import RAY_CHANNELS
 from nuclei_tf.postprocess.hover import reduce_hv
 from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
 from nuclei_tf.postprocess.watershed import CROP_MARGIN, flood, split_components
@@ -38,8 +39,12 @@ def nucleus_outputs(outputs):
     """What post-processing needs of model outputs (..., C): the nucleus probability (last
     channel, shape ...) of a foreground head, the two :data:`REDUCED` channels of a three-class or
     hv one (:func:`~nuclei_tf.postprocess.hover.reduce_hv`: computed per tile, the energy needing
-    a 21 px neighbourhood)."""
+    a 21 px neighbourhood). A rays model's outputs are refused: its nuclei come from polygons, not
+    from a probability map, and that post-processing is not built yet."""
     channels = outputs.shape[-1]
+    if channels == RAY_CHANNELS:
+        raise ValueError(f"outputs of {RAY_CHANNELS} channels are a rays-head model's (StarDist): its polygon "
+                         "post-processing is not built yet, so it can be trained but not calibrated or used to predict")
     if channels == THREE_CLASS_CHANNELS:
         return reduce_three_class(outputs)
     if channels == HV_CHANNELS:

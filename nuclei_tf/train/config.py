@@ -6,7 +6,7 @@ An experiment YAML (see ``experiments/``) has the sections::
     arch: unet_plus               # nuclei_tf.models.build_model arch
     model: {...}                  # build_model options (classes and head decide the targets:
                                   # head: three_class needs train.loss: three_class, head: hv
-                                  # train.loss: hover, and back)
+                                  # train.loss: hover, head: rays train.loss: stardist, and back)
     data: {...}                   # nuclei_tf.data.pipeline.PipelineConfig fields (classes is derived;
                                   # augment: null or absent resolves to DEFAULT_AUGMENTATION, written
                                   # out in full; {} is no augmentation)

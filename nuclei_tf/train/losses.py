@@ -18,6 +18,10 @@ scalar.
   others 1): on the NP branch categorical cross-entropy + (1 - soft Dice) of the nucleus
   channel; on the distance maps the mean squared error + twice the mean squared error of their
   gradients (h along x, v along y, 5 x 5 Sobel) over the nucleus pixels.
+* ``stardist``: StarDist's loss for the rays head (Schmidt et al. 2018, section 2; the weights of
+  its public configuration): BCE of the object probability + 0.2 x the mean absolute error of
+  the ray distances weighted by the true object probability + 1e-4 x the mean absolute distance
+  predicted on background.
 
 Written with ``keras.ops``, so the same losses train under the TensorFlow backend (our
 ``Trainer``) and under JAX or PyTorch (``keras.Model.fit``).
@@ -26,6 +30,7 @@ from keras import ops
 
 from nuclei_tf.data.targets import BOUNDARY, INTERIOR
 from nuclei_tf.data.hv_targets import HV_CHANNELS, HV_MAPS, HV_NUCLEUS
+from nuclei_tf.data.star_targets import RAY_CHANNELS, RAY_DISTANCES
 from nuclei_tf.postprocess.hover import derivative_kernels
 
 EPSILON = 1e-7
@@ -136,6 +141,25 @@ def hover_loss(y_true, y_pred, weights=None):
     return nucleus + mse + 2.0 * msge
 
 
+#: StarDist's weights of the distance term and of the background regulariser
+STAR_DISTANCE_WEIGHT, STAR_BACKGROUND_WEIGHT = 0.2, 1e-4
+
+
+def stardist_loss(y_true, y_pred, weights=None):
+    """BCE(object probability) + 0.2 * sum(p_true * mean_k |d - d_true|) / sum(p_true)
+    + 1e-4 * mean over background pixels of mean_k |d| (Schmidt et al. 2018)."""
+    if y_pred.shape[-1] != RAY_CHANNELS:
+        raise ValueError(f"loss stardist needs the rays head's {RAY_CHANNELS} channels, got {y_pred.shape[-1]}")
+    y_true, y_pred = _float32(y_true, y_pred)
+    probability = y_true[..., -1]
+    error = ops.mean(ops.abs(y_pred[..., RAY_DISTANCES] - y_true[..., RAY_DISTANCES]), axis=-1)
+    distance = ops.sum(probability * error) / (ops.sum(probability) + EPSILON)
+    background = ops.cast(probability <= 0.0, "float32")
+    spill = ops.sum(background * ops.mean(ops.abs(y_pred[..., RAY_DISTANCES]), axis=-1)) / (ops.sum(background) + EPSILON)
+    return (weighted_cross_entropy(y_true[..., -1:], y_pred[..., -1:]) + STAR_DISTANCE_WEIGHT * distance
+            + STAR_BACKGROUND_WEIGHT * spill)
+
+
 LOSSES = {
     "lagree2021": lagree_loss,
     "kasturi2022": kasturi_loss,
@@ -143,9 +167,10 @@ LOSSES = {
     "long2020": long_loss,
     "three_class": three_class_loss,
     "hover": hover_loss,
+    "stardist": stardist_loss,
 }
 #: the loss each head with fixed channels trains with, and only it
-HEAD_LOSSES = {"three_class": "three_class", "hv": "hover"}
+HEAD_LOSSES = {"three_class": "three_class", "hv": "hover", "rays": "stardist"}
 
 
 def get_loss(name):
