@@ -361,7 +361,7 @@ def test_long2020_inference_clahe_tv_grid_recrops_and_max_merging(tmp_path):
     ("postprocess", {"min_marker_size": 2.5}, "'postprocess.min_marker_size' = 2.5 is not valid; expected an integer >= 0"),
     ("postprocess", {"split": "markers"}, "needs a three-class or hv model"),
     ("stian", "macenko", "unknown key(s) 'stian' (did you mean 'stain'?)"),
-    ("format", 5, "'format' = 5 is not valid; this nuclei-tf reads formats 1-4; the folder was written by a newer"),
+    ("format", 6, "'format' = 6 is not valid; this nuclei-tf reads formats 1-5; the folder was written by a newer"),
     ("postprocess", {"min_area_um2": 3.0}, "'postprocess.min_area_um2' needs the model's resolution ('mpp')"),
 ])
 def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tmp_path, key, value, allowed):
@@ -377,12 +377,14 @@ def test_a_bad_model_folder_config_is_refused_naming_the_key(tiny_bundle_dir, tm
 
 
 @pytest.mark.parametrize("missing", ["postprocess", "postprocess.threshold", "margin", "tta", "stain"])
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_a_model_folder_config_missing_a_setting_is_refused_naming_it(tiny_bundle_dir, tmp_path, missing, version):
     config = json.loads((tiny_bundle_dir / "config.json").read_text())
     config["format"] = version
     if version < 4:
         config.get("postprocess", {}).pop("marker_opening")  # format 4's
+    if version < 5:
+        config.get("postprocess", {}).pop("nms_threshold")  # format 5's
     if version == 1:
         del config["format"]
     section, _, key = missing.rpartition(".")
@@ -412,16 +414,16 @@ def test_upgrade_model_writes_out_what_format_1_readers_used(tiny_bundle_dir):
     path.write_text(json.dumps(old))  # a format-1 file as the first releases wrote it
     result = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
     assert result.exit_code == 0, result.output
-    assert "format 1 -> 4; written out: stain_max_gain = null; clahe_tv = false; mpp = null; margin = 0; tta = false; " \
+    assert "format 1 -> 5; written out: stain_max_gain = null; clahe_tv = false; mpp = null; margin = 0; tta = false; " \
            'precision = "auto"; postprocess.marker_threshold = 0.5; postprocess.require_marker = false; ' \
-           "postprocess.min_marker_size = 1; postprocess.marker_opening = 0" in result.output
+           "postprocess.min_marker_size = 1; postprocess.marker_opening = 0; postprocess.nms_threshold = 0.4" in result.output
     upgraded = json.loads(path.read_text())
     assert upgraded == {**{k: v for k, v in written.items() if k != "description"}, "arch": "unet_plus"}
     assert {k: upgraded[k] for k in FORMAT1_DEFAULTS if k not in old} == {k: FORMAT1_DEFAULTS[k] for k in FORMAT1_DEFAULTS if k not in old}
     assert upgraded["postprocess"]["min_marker_size"] == FORMAT1_POSTPROCESS["min_marker_size"]
     assert load_bundle(tiny_bundle_dir).margin == 0
     again = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
-    assert again.exit_code == 0 and "already format 4" in again.output and json.loads(path.read_text()) == upgraded
+    assert again.exit_code == 0 and "already format 5" in again.output and json.loads(path.read_text()) == upgraded
     path.write_text(json.dumps({**old, "stian": "macenko"}))  # a misspelt key is not upgraded away
     refused = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
     assert refused.exit_code == 1 and "unknown key(s) 'stian'" in refused.output and "format" not in json.loads(path.read_text())
@@ -430,16 +432,16 @@ def test_upgrade_model_writes_out_what_format_1_readers_used(tiny_bundle_dir):
 def test_the_smallest_nucleus_is_stated_in_square_microns_and_older_pixel_folders_read_as_the_same_area(tiny_bundle_dir, tmp_path):
     path = tiny_bundle_dir / "config.json"
     config = json.loads(path.read_text())
-    post = {k: v for k, v in config["postprocess"].items() if k != "marker_opening"}  # format 4's
+    post = {k: v for k, v in config["postprocess"].items() if k not in ("marker_opening", "nms_threshold")}  # formats 4, 5
     path.write_text(json.dumps({**config, "format": 2, "mpp": 0.2462, "postprocess": {**post, "min_size": 37}}))
     old = load_bundle(tiny_bundle_dir)  # a format-2 folder: pixels at the model's resolution, shown in um^2
     assert old.postprocess.min_size == 37 and old.min_area_um2 == round(37 * 0.2462**2, 6)
     assert "smallest nucleus 2.24273 um^2 (37 px)" in old.postprocess_summary()
     result = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
-    assert result.exit_code == 0 and ("format 2 -> 4; written out: postprocess.marker_opening = 0; "
-                                      "postprocess.min_area_um2 = 2.242734") in result.output, result.output
+    assert result.exit_code == 0 and ("format 2 -> 5; written out: postprocess.marker_opening = 0; "
+                                      "postprocess.nms_threshold = 0.4; postprocess.min_area_um2 = 2.242734") in result.output, result.output
     upgraded = json.loads(path.read_text())
-    assert upgraded["format"] == 4 and "min_size" not in upgraded["postprocess"]
+    assert upgraded["format"] == 5 and "min_size" not in upgraded["postprocess"]
     assert load_bundle(tiny_bundle_dir).postprocess.min_size == 37  # the same nuclei as before the upgrade
     for mpp in (0.05, 0.2462, 0.25, 0.5, 1.37):  # a saved folder turns its um^2 back into exactly its pixels
         for pixels in (0, 1, 10, 37, 48, 1000):
@@ -455,10 +457,31 @@ def test_the_smallest_nucleus_is_stated_in_square_microns_and_older_pixel_folder
         load_bundle(tiny_bundle_dir)  # format 3 with a resolution states um^2, never both
 
 
+def test_format_5_states_the_polygon_suppression_and_split_polygons_is_for_rays_models_only(tiny_bundle_dir, tmp_path):
+    path = tiny_bundle_dir / "config.json"
+    config = json.loads(path.read_text())
+    assert config["format"] == 5 and config["postprocess"]["nms_threshold"] == 0.4
+    post = {k: v for k, v in config["postprocess"].items() if k != "nms_threshold"}
+    path.write_text(json.dumps({**config, "format": 4, "postprocess": post}))
+    assert load_bundle(tiny_bundle_dir).postprocess.nms_threshold == 0.4  # a format-4 folder holds no rays model
+    for bad in (1.5, -0.1, "0.4", None):
+        path.write_text(json.dumps({**config, "postprocess": {**config["postprocess"], "nms_threshold": bad}}))
+        with pytest.raises(DataError, match=r"'postprocess.nms_threshold' = .* is not valid; expected a number in \[0, 1\]"):
+            load_bundle(tiny_bundle_dir)
+    path.write_text(json.dumps({**config, "postprocess": {**config["postprocess"], "split": "polygons"}}))
+    with pytest.raises(DataError, match='split\' = "polygons" does not fit a foreground model'):
+        load_bundle(tiny_bundle_dir)
+    rays = save_bundle(ModelBundle(build_model("unet_plus", base_filters=4, depth=3, head="rays"), tile=32,
+                                   postprocess=PostProcess(split="watershed")), tmp_path / "rays")
+    with pytest.raises(DataError, match='split\' = "watershed" does not fit a rays model'):
+        load_bundle(rays)
+
+
 def test_format_4_states_the_marker_opening_and_format_3_folders_mean_none(tiny_bundle_dir):
     path = tiny_bundle_dir / "config.json"
     config = json.loads(path.read_text())
-    assert config["format"] == 4 and config["postprocess"]["marker_opening"] == 0
+    assert config["format"] == 5 and config["postprocess"]["marker_opening"] == 0
+    config = {**config, "format": 4, "postprocess": {k: v for k, v in config["postprocess"].items() if k != "nms_threshold"}}
     post = {k: v for k, v in config["postprocess"].items() if k != "marker_opening"}
     path.write_text(json.dumps({**config, "format": 3, "postprocess": post}))
     assert load_bundle(tiny_bundle_dir).postprocess.marker_opening == 0  # what format-3 readers did: no opening
@@ -471,7 +494,8 @@ def test_format_4_states_the_marker_opening_and_format_3_folders_mean_none(tiny_
     area = {k: v for k, v in post.items() if k != "min_size"}
     path.write_text(json.dumps({**config, "format": 3, "mpp": 0.25, "postprocess": {**area, "min_area_um2": 3.0}}))
     result = CliRunner().invoke(cli, ["upgrade-model", str(tiny_bundle_dir)])
-    assert result.exit_code == 0 and result.output.strip().endswith("format 3 -> 4; written out: postprocess.marker_opening = 0")
+    assert result.exit_code == 0 and result.output.strip().endswith(
+        "format 3 -> 5; written out: postprocess.marker_opening = 0; postprocess.nms_threshold = 0.4")
     assert json.loads(path.read_text())["postprocess"]["min_area_um2"] == 3.0, "the upgrade keeps the stated area"
     assert load_bundle(tiny_bundle_dir).postprocess.min_size == 48
     for bad in (5, -1, 1.5, True):

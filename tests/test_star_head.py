@@ -1,5 +1,5 @@
 """The rays head (StarDist, Schmidt et al. 2018): ray-distance and object-probability targets, loss,
-training; inference refuses it until its polygon post-processing exists."""
+polygon suppression (whole image and strip by strip), training, calibration and prediction."""
 import json
 import math
 from pathlib import Path
@@ -11,8 +11,10 @@ from click.testing import CliRunner
 from scipy import ndimage
 
 from nuclei_tf.data.star_targets import N_RAYS, RAY_CHANNELS, object_probabilities, ray_angles, star_distances, star_targets
+from nuclei_tf.postprocess.star_polygons import MAX_RAY
 
 from test_hv_head import DIHEDRAL, random_nuclei
+from test_strips import assert_same_nuclei, blocks_of
 
 
 def slow_star_distances(instances, n_rays=N_RAYS):
@@ -147,11 +149,130 @@ def test_stardist_loss_by_hand():
         stardist_loss(truth[..., :4], truth[..., :4])
 
 
-def test_fit_a_rays_unet_plus_and_inference_refuses_it(synthetic_monuseg, synthetic_tnbc, tmp_path):
-    """The star-convex experiment, shrunk to 2 steps: finite losses; calibrate then says in one line
-    that a rays model cannot be post-processed yet."""
+def noisy_outputs(shape, seed, count=30):
+    """Rays outputs of a model that is nearly right: the ideal targets of random touching nuclei with
+    rays 20% off at random and a noisy object probability, so many candidates overlap."""
+    rng = np.random.default_rng(seed)
+    outputs = star_targets(random_nuclei(shape, seed, count=count)).astype(np.float64)
+    outputs[..., :N_RAYS] *= rng.uniform(0.8, 1.2, outputs.shape[:2] + (N_RAYS,))
+    outputs[..., -1] = np.clip(outputs[..., -1] + rng.normal(0, 0.1, shape), 0, 1)
+    return outputs.astype(np.float16)
+
+
+def slow_polygon_instances(outputs, threshold, nms_threshold, min_size):
+    """StarDist's post-processing spelt out: every polygon as a set of pixel centres (even-odd
+    crossing test per pixel), greedy suppression by intersection over the smaller area, the most
+    probable covering polygon owns a pixel, small nuclei dropped."""
+    height, width = outputs.shape[:2]
+    ys, xs = np.nonzero(outputs[..., -1] > threshold)
+    probability = outputs[ys, xs, -1].astype(np.float32)
+    order = sorted(range(len(ys)), key=lambda i: (-probability[i], ys[i], xs[i]))
+    angles = ray_angles()
+
+    def pixels(i):
+        d = np.clip(outputs[ys[i], xs[i], :N_RAYS].astype(np.float64), 0, MAX_RAY)
+        vy, vx = ys[i] + d * np.sin(angles), xs[i] + d * np.cos(angles)
+        reach = d.max()
+        inside = set()
+        for py in range(max(0, math.floor(ys[i] - reach)), min(height - 1, math.ceil(ys[i] + reach)) + 1):
+            for px in range(max(0, math.floor(xs[i] - reach)), min(width - 1, math.ceil(xs[i] + reach)) + 1):
+                crossings = 0
+                for k in range(N_RAYS):
+                    j = (k + 1) % N_RAYS
+                    if (vy[k] <= py < vy[j]) or (vy[j] <= py < vy[k]):
+                        crossings += px < vx[k] + (py - vy[k]) / (vy[j] - vy[k]) * (vx[j] - vx[k])
+                inside |= {(py, px)} if crossings % 2 else set()
+        return inside
+
+    kept = []
+    for i in order:
+        polygon = pixels(i)
+        if polygon and not any(len(polygon & other) > nms_threshold * min(len(polygon), len(other)) for _, other in kept):
+            kept.append((i, polygon))
+    labels = np.zeros((height, width), np.int32)
+    for label, (_, polygon) in reversed(list(enumerate(kept, start=1))):  # the most probable painted last
+        for py, px in polygon:
+            labels[py, px] = label
+    sizes = np.bincount(labels.ravel(), minlength=len(kept) + 1)
+    labels[sizes[labels] < min_size] = 0
+    return labels
+
+
+def polygon_settings(**changes):
+    from nuclei_tf.postprocess import PostProcess
+
+    return PostProcess(**{"split": "polygons", "threshold": 0.5, "nms_threshold": 0.4, "min_size": 10, **changes})
+
+
+@pytest.mark.parametrize("seed, changes", [(0, {}), (1, {"nms_threshold": 0.2, "threshold": 0.6}), (2, {"min_size": 40})])
+def test_polygon_nms_equals_the_slow_implementation(seed, changes):
+    from nuclei_tf.postprocess import probability_to_instances
+
+    outputs = noisy_outputs((40, 48), seed, count=8)
+    settings = polygon_settings(**changes)
+    fast = probability_to_instances(outputs, settings)
+    assert fast.dtype == np.int32 and fast.max() >= 3
+    assert_same_nuclei(fast, slow_polygon_instances(outputs, settings.threshold, settings.nms_threshold, settings.min_size))
+
+
+def test_ideal_outputs_give_back_the_nuclei():
+    from nuclei_tf.metrics import evaluate_instances
+    from nuclei_tf.postprocess import probability_to_instances
+
+    instances = random_nuclei((200, 180), 4, count=40)
+    found = probability_to_instances(star_targets(instances).astype(np.float16), polygon_settings(min_size=5))
+    scores = evaluate_instances(instances, found)
+    assert scores["aji"] > 0.9 and scores["f1@0.5"] > 0.97, scores
+
+
+def by_polygon_strips(outputs, settings, strip_rows, sizes):
+    from nuclei_tf.postprocess.star_polygons import polygon_strips
+
+    instances = np.zeros(outputs.shape[:2], np.int32)
+    final = 0
+    for strip in polygon_strips(blocks_of(outputs, sizes), len(outputs), outputs.shape[1], settings, strip_rows):
+        assert strip.final >= final and not instances[strip.top : strip.top + len(strip.labels)][strip.labels > 0].any()
+        final = strip.final
+        strip.paste(instances)
+    assert final == len(outputs)
+    return instances
+
+
+@pytest.mark.parametrize("strip_rows, sizes", [(16, (7,)), (50, (37, 11)), (90, (64,)), (400, (37,))])
+def test_polygon_strips_equal_the_whole_image(strip_rows, sizes):
+    """Windows shorter than a polygon's reach, and long ones: the same nuclei as the whole map."""
+    from nuclei_tf.postprocess.star_polygons import polygon_instances
+
+    outputs = noisy_outputs((260, 90), 5, count=70)
+    settings = polygon_settings()
+    whole = polygon_instances(outputs, settings)
+    assert whole.max() > 30
+    assert_same_nuclei(by_polygon_strips(outputs, settings, strip_rows, sizes), whole)
+
+
+def test_polygon_settings_and_odd_outputs():
+    from nuclei_tf.postprocess import PostProcess, probability_to_instances
+
+    with pytest.raises(ValueError, match="nms_threshold must lie in"):
+        PostProcess(split="polygons", nms_threshold=1.5)
+    with pytest.raises(ValueError, match="x 33"):
+        probability_to_instances(np.zeros((8, 8, 4), np.float32), polygon_settings())
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        probability_to_instances(np.full((8, 8, 33), np.nan, np.float32), polygon_settings())
+    assert not probability_to_instances(np.zeros((8, 8, 33), np.float32), polygon_settings()).any()
+    long_rays = np.zeros((9, 9, 33), np.float32)
+    long_rays[4, 4] = 500.0  # clipped to MAX_RAY, then to the image
+    assert (probability_to_instances(long_rays, polygon_settings(min_size=1)) == 1).all()
+
+
+def test_fit_calibrate_and_predict_a_rays_unet_plus(synthetic_monuseg, synthetic_tnbc, tmp_path):
+    """The star-convex experiment, shrunk to 2 steps: finite losses, `calibrate` on the rays grid
+    (object-probability threshold x suppression overlap), a format-5 folder stating nms_threshold,
+    an image segmented; test-time augmentation is refused (flips move the rays)."""
+    from dataclasses import replace
+
     from nuclei_tf.cli.main import cli
-    from nuclei_tf.postprocess.markers import nucleus_outputs
+    from nuclei_tf.inference import load_bundle, segment
     from nuclei_tf.train.config import load_config
 
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "lagree2021-unet-plus-rays-hed-ema.yaml").read_text())
@@ -166,7 +287,16 @@ def test_fit_a_rays_unet_plus_and_inference_refuses_it(synthetic_monuseg, synthe
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
     assert all(np.isfinite([h["loss"], h["val_loss"]]).all() for h in history)
-    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--out", str(tmp_path / "folder")])
-    assert calibrated.exit_code != 0 and "rays-head model" in calibrated.output, calibrated.output
-    with pytest.raises(ValueError, match="polygon post-processing is not built yet"):
-        nucleus_outputs(np.zeros((4, 4, RAY_CHANNELS), np.float32))
+    calibrated = CliRunner().invoke(cli, ["calibrate", str(tmp_path / "run" / "best.keras"), *data, "--out", str(tmp_path / "folder")],
+                                    catch_exceptions=False)
+    assert calibrated.exit_code == 0, calibrated.output
+    bundle = load_bundle(tmp_path / "folder")
+    table = bundle.info["calibration"]["table"]
+    assert bundle.postprocess.split == "polygons" and len(table) == 12 and "polygons@0.5~nms0.4" in table
+    written = json.loads((tmp_path / "folder" / "config.json").read_text())
+    assert written["format"] == 5 and written["postprocess"]["nms_threshold"] in (0.3, 0.4, 0.5)
+    image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    outputs, instances = segment(bundle, image)
+    assert outputs.shape == (48, 40, RAY_CHANNELS) and instances.shape == (48, 40) and instances.dtype == np.int32
+    with pytest.raises(ValueError, match="test-time augmentation of a rays model is not supported"):
+        segment(replace(bundle, tta=True), image)

@@ -11,8 +11,6 @@ angle ``2 pi k / n`` from the +x (column) axis towards +y (rows down), so a hori
 ray ``k`` into ray ``n/2 - k`` and a vertical flip into ``-k`` (mod n): targets built from the
 augmented instance map follow every flip and rotation.
 """
-import math
-
 import numpy as np
 from scipy import ndimage
 
@@ -28,46 +26,17 @@ def ray_angles(n_rays=N_RAYS):
     return 2.0 * np.pi * np.arange(n_rays) / n_rays
 
 
-def _ray_kernel():
-    """The compiled per-pixel ray march (numba: a few ms per 256 px tile, against seconds in numpy)."""
-    import numba
-
-    @numba.njit(cache=True, nogil=True)
-    def march(instances, directions, out):
-        height, width = instances.shape
-        for row in range(height):
-            for col in range(width):
-                label = instances[row, col]
-                if label == 0:
-                    continue
-                for k in range(directions.shape[0]):
-                    dy, dx = directions[k, 0], directions[k, 1]
-                    step = 0
-                    while True:
-                        step += 1
-                        y = int(math.floor(row + step * dy + 0.5))
-                        x = int(math.floor(col + step * dx + 0.5))
-                        if y < 0 or y >= height or x < 0 or x >= width or instances[y, x] != label:
-                            out[row, col, k] = step - 0.5
-                            break
-
-    return march
-
-
-_MARCH = []
-
-
 def star_distances(instances, n_rays=N_RAYS):
     """Float32 (H, W, n_rays) ray distances (px) of an int instance map (0 = background)."""
     instances = np.ascontiguousarray(instances)
     if instances.ndim != 2:
         raise ValueError(f"an instance map is H x W, got shape {instances.shape}")
-    if not _MARCH:
-        _MARCH.append(_ray_kernel())
+    from nuclei_tf.data.ray_march import march  # numba, imported on first use
+
     angles = ray_angles(n_rays)
     directions = np.stack([np.sin(angles), np.cos(angles)], axis=1)
     out = np.zeros(instances.shape + (n_rays,), np.float32)
-    _MARCH[0](instances.astype(np.int64, copy=False), directions, out)
+    march(instances.astype(np.int64, copy=False), directions, out)
     return out
 
 

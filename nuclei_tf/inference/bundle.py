@@ -63,6 +63,8 @@ class ModelBundle:
         x = tiles.astype(np.float32) / scale
         if not self.tta:
             return nucleus_outputs(np.asarray(function(x), dtype=np.float32))
+        if self.postprocess.split == "polygons":
+            raise ValueError("test-time augmentation of a rays model is not supported: flips and turns move its rays")
         total = 0.0
         for turns in range(4):  # the dihedral group of the square tile: 4 rotations x (no flip, flip)
             for flip in (False, True):

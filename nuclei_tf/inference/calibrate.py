@@ -4,7 +4,8 @@ threshold maximising precision at an IoU threshold; AJI is the default here). Fo
 models try every threshold x splitting mode; three-class models (Kumar et al. 2017) the
 "markers" split on a grid of threshold x marker threshold x whether a nucleus needs a
 marker; hv models (HoVer-Net) the same split on the NP threshold x the interior-ness threshold x
-HoVer-Net's marker clean-up or none x whether a nucleus needs a marker. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``, px at
+HoVer-Net's marker clean-up or none x whether a nucleus needs a marker; rays models (StarDist)
+the "polygons" split on the object-probability threshold x the suppression overlap. Optionally each of these also tries several smallest nucleus sizes (``min_sizes``, px at
 the model's resolution; ``calibrate --min-area`` gives them in um^2) and,
 for three-class models, several smallest marker sizes (``min_marker_sizes``).
 
@@ -33,6 +34,10 @@ HV_THRESHOLDS = (0.4, 0.5, 0.6)
 HV_MARKER_THRESHOLDS = (0.45, 0.5, 0.52, 0.54, 0.56)
 #: no clean-up, or HoVer-Net's opening (its 5 x 5 ellipse is a disk of radius 2)
 HV_MARKER_OPENINGS = (0, 2)
+#: the rays grid: 4 x 3 = 12 settings around StarDist's defaults (its threshold is chosen on
+#: validation too; nms 0.4 is its default, 0.3 in its notebooks for crowded nuclei)
+RAY_THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
+NMS_THRESHOLDS = (0.3, 0.4, 0.5)
 
 
 def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, min_sizes=None, min_marker_sizes=None):
@@ -41,6 +46,8 @@ def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, m
     ``min_marker_sizes`` (px, three-class and hv models only): the same for the smallest marker."""
     base = bundle.postprocess
     head = model_head(bundle.model)
+    if min_marker_sizes and head not in MARKER_HEADS:
+        raise ValueError("min_marker_sizes applies to three-class and hv models only (split 'markers')")
     if head in MARKER_HEADS:
         thresholds, markers, openings = ((THREE_CLASS_THRESHOLDS, MARKER_THRESHOLDS, (0,)) if head == "three_class"
                                          else (HV_THRESHOLDS, HV_MARKER_THRESHOLDS, HV_MARKER_OPENINGS))
@@ -48,8 +55,8 @@ def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, m
                         marker_opening=o)
                 for k in (min_marker_sizes or (base.min_marker_size,))
                 for t in thresholds for m in markers for o in openings for r in REQUIRE_MARKER]
-    elif min_marker_sizes:
-        raise ValueError("min_marker_sizes applies to three-class and hv models only (split 'markers')")
+    elif head == "rays":
+        grid = [replace(base, split="polygons", threshold=t, nms_threshold=n) for t in RAY_THRESHOLDS for n in NMS_THRESHOLDS]
     else:
         grid = [replace(base, split=mode, threshold=float(t), require_marker=False) for mode in split_modes for t in thresholds]
     return [replace(settings, min_size=int(size)) for size in (min_sizes or (base.min_size,)) for settings in grid]
@@ -58,7 +65,7 @@ def candidates(bundle, thresholds=DEFAULT_THRESHOLDS, split_modes=SPLIT_MODES, m
 def setting_key(settings, mpp=None):
     """A setting's name in the calibration table: ``split@threshold`` (``markers@threshold@marker_threshold``,
     then ``>=min_marker_size`` when that is not 1 px, ``~open2`` for a marker opening of radius 2 px
-    and ``+marker`` when a nucleus needs one), then
+    and ``+marker`` when a nucleus needs one; ``polygons@threshold~nms0.4``), then
     the smallest nucleus when that is not the default 10 px: ``/3um2`` at a known ``mpp``, else ``/48px``."""
     key = f"{settings.split}@{settings.threshold}"
     if settings.split == "markers":
@@ -66,6 +73,8 @@ def setting_key(settings, mpp=None):
         key += f">={settings.min_marker_size}" if settings.min_marker_size != PostProcess.min_marker_size else ""
         key += f"~open{settings.marker_opening}" if settings.marker_opening else ""
         key += "+marker" if settings.require_marker else ""
+    if settings.split == "polygons":
+        key += f"~nms{settings.nms_threshold}"
     if settings.min_size == PostProcess.min_size:
         return key
     return key + (f"/{settings.min_size}px" if mpp is None else f"/{area_of_pixels(settings.min_size, mpp):g}um2")

@@ -10,7 +10,9 @@ the others, what format-1 readers used for each key they lacked. Format 3 states
 nucleus kept in um^2 (``postprocess.min_area_um2``) for a model of known resolution; formats 1-2
 (and a model without ``mpp``) state it in pixels at the model's resolution (``min_size``), read as
 the same area (:func:`pixel_postprocess`). Format 4 adds ``postprocess.marker_opening`` (the hv
-head's marker clean-up); older files mean 0, no clean-up (:data:`POSTPROCESS_SINCE`).
+head's marker clean-up); older files mean 0, no clean-up (:data:`POSTPROCESS_SINCE`). Format 5
+adds ``postprocess.nms_threshold`` (the rays head's polygon suppression); older files hold no rays
+model and mean StarDist's 0.4.
 """
 import difflib
 import json
@@ -60,11 +62,12 @@ POSTPROCESS_CHECKS = {
     "min_marker_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
     "marker_opening": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= CROP_MARGIN,
                        f"an integer in 0..{CROP_MARGIN} (px)"),
+    "nms_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
 }
 
 
 #: the ``format`` of the config.json files this version writes; a file without the key is format 1
-FORMAT = 4
+FORMAT = 5
 #: provenance records (where the model came from, how it was calibrated): kept, never read by inference
 PROVENANCE = ("arch", "protocol", "seed", "trained_with", "calibration", "description")
 #: the settings every config.json states beside ``postprocess`` (:class:`~nuclei_tf.inference.bundle.ModelBundle`'s
@@ -73,8 +76,8 @@ SETTINGS = ("stain", "stain_max_gain", "clahe_tv", "tile", "overlap", "blend", "
 POSTPROCESS_SETTINGS = tuple(f.name for f in fields(PostProcess))
 #: ``postprocess`` keys that files state from a later format on; an older file lacks them and means
 #: what its readers did, their value then (format 4: ``marker_opening``, HoVer-Net's marker clean-up,
-#: 0 = none)
-POSTPROCESS_SINCE = {"marker_opening": (4, 0)}
+#: 0 = none; format 5: ``nms_threshold``, the rays head's polygon suppression)
+POSTPROCESS_SINCE = {"marker_opening": (4, 0), "nms_threshold": (5, 0.4)}
 #: format 3: the smallest nucleus kept, in um^2, where a model of known resolution states ``min_size`` (px)
 MIN_AREA = "min_area_um2"
 #: pixels of rounding slack when an area in um^2 is turned back into whole pixels (a written area
@@ -185,8 +188,8 @@ def read_folder_config(path):
 
 
 def upgrade_config(config, markers):
-    """``(format-4 config, [(key, value filled in or converted), ...])`` of a checked-readable
-    format-1, -2 or -3 dict: each key a format-1 file lacks gets the value format-1 readers used
+    """``(current-format config, [(key, value filled in or converted), ...])`` of a checked-readable
+    older dict: each key a format-1 file lacks gets the value format-1 readers used
     (:data:`FORMAT1_DEFAULTS`), and ``min_size`` (px) becomes ``min_area_um2`` where ``mpp`` is known."""
     filled = [(k, v) for k, v in FORMAT1_DEFAULTS.items() if k not in config]
     defaults = {**FORMAT1_POSTPROCESS, **({"split": FORMAT1_THREE_CLASS_SPLIT} if markers else {})}
@@ -211,11 +214,16 @@ def _refuse_unknown(config, known, path, prefix):
 
 def model_postprocess(model, post, path):
     """The :class:`PostProcess` of ``model`` from the checked ``post`` dict: split "markers" by
-    default for a three-class or hv model, and refused for a foreground one."""
-    markers = model_head(model) in MARKER_HEADS
+    default for a three-class or hv model and refused for the others; split "polygons" for a rays
+    model, and for no other."""
+    head = model_head(model)
+    markers, rays = head in MARKER_HEADS, head == "rays"
     settings = PostProcess.from_dict({"split": "markers", **post} if markers else post)
     if settings.split == "markers" and not markers:
         raise DataError(path, "'postprocess.split' = \"markers\" needs a three-class or hv model (head three_class or hv)")
+    if (settings.split == "polygons") != rays:
+        raise DataError(path, f"'postprocess.split' = {json.dumps(settings.split)} does not fit a {head} model: "
+                              "split \"polygons\" is for rays models, and theirs")
     return settings
 
 

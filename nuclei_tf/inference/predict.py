@@ -10,7 +10,8 @@ strip, so a whole slide never needs a full-size probability or label map; stain
 normalisation statistics of large images come from a sub-sample and are applied per tile.
 A three-class model's blocks carry two channels per pixel, interior and nucleus probability
 (:data:`~nuclei_tf.postprocess.markers.REDUCED`; :func:`block_channels`), reduced from its
-softmax as each batch of tiles leaves the model. A model trained on Long 2020's CLAHE + TV
+softmax as each batch of tiles leaves the model; a rays model's carry its 33 outputs, which
+:mod:`~nuclei_tf.postprocess.star_polygons` turns into polygons strip by strip. A model trained on Long 2020's CLAHE + TV
 images (``bundle.clahe_tv``) gets the whole image equalised and de-noised first (a float32
 copy of the image: these are global operations).
 """
@@ -18,9 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from nuclei_tf.inference.sources import ArraySource, tile_rows
+from nuclei_tf.data.star_targets import RAY_CHANNELS
 from nuclei_tf.models.heads import MARKER_HEADS, model_head
 from nuclei_tf.models.receptive_field import input_multiple
 from nuclei_tf.postprocess.markers import REDUCED
+from nuclei_tf.postprocess.star_polygons import polygon_strips
 from nuclei_tf.postprocess.strips import instance_strips, strip_rows_for
 from nuclei_tf.preprocess.tiling import blend_window, tile_starts
 
@@ -74,8 +77,9 @@ def as_source(bundle, image):
 
 def block_channels(bundle):
     """The trailing shape of ``bundle``'s probability blocks: () for a foreground model, (2,) for
-    a three-class or hv one."""
-    return (len(REDUCED),) if model_head(bundle.model) in MARKER_HEADS else ()
+    a three-class or hv one, (33,) for a rays one."""
+    head = model_head(bundle.model)
+    return (len(REDUCED),) if head in MARKER_HEADS else (RAY_CHANNELS,) if head == "rays" else ()
 
 
 def probability_rows(bundle, image, batch_size=8, progress=False, start_row=0):
@@ -242,7 +246,10 @@ def segment_strips(bundle, image, batch_size=8, progress=False, strip_rows=None,
     probability row blocks when the caller already has them (default: :func:`probability_rows`)."""
     if blocks is None:
         blocks = probability_rows(bundle, image, batch_size, progress)
-    return instance_strips(blocks, image.shape[0], bundle.postprocess, strip_rows or strip_rows_for(image.shape[1]))
+    strip_rows = strip_rows or strip_rows_for(image.shape[1])
+    if bundle.postprocess.split == "polygons":
+        return polygon_strips(blocks, image.shape[0], image.shape[1], bundle.postprocess, strip_rows)
+    return instance_strips(blocks, image.shape[0], bundle.postprocess, strip_rows)
 
 
 def segment(bundle, image, batch_size=8, progress=False):

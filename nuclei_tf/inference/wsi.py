@@ -105,6 +105,9 @@ def predict_slide(bundle, slide, view, out_dir, stem, model_path, tissue=True, o
     into ``out_dir``; continues a run of the same command that was stopped. Returns
     ``(paths, nuclei, tissue mm^2)``: the region's area times its tissue fraction on the mask that
     chose the tiles (all of it without tissue detection; None where the resolution is assumed)."""
+    if bundle.postprocess.split == "polygons":
+        raise ValueError("whole-slide prediction with a rays model is not supported: its 33 outputs per pixel "
+                         "do not fit the slide's row blocks; predict plain images (PNG, TIFF tiles at the model's resolution)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     width0, height0 = (int(round(s * view.downsample)) for s in view.shape[::-1])

@@ -8,7 +8,7 @@ from nuclei_tf.postprocess.markers import REDUCED, marker_split, nucleus_outputs
 from nuclei_tf.postprocess.morphology import fill_holes, remove_small_objects
 from nuclei_tf.postprocess.watershed import CROP_MARGIN, watershed_split
 
-SPLITS = ("none", "watershed", "markers")
+SPLITS = ("none", "watershed", "markers", "polygons")
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,9 @@ class PostProcess:
     and :mod:`~nuclei_tf.postprocess.hover`; ``require_marker`` drops a nucleus component that
     holds none; a marker of fewer than ``min_marker_size`` pixels is no marker; ``marker_opening``
     > 0 fills the markers' holes and opens them by a disk of that radius first, HoVer-Net's
-    clean-up).
+    clean-up), or, for rays models, "polygons" (StarDist's polygons of the pixels whose object
+    probability exceeds ``threshold``, suppressed beyond an overlap of ``nms_threshold``, see
+    :mod:`~nuclei_tf.postprocess.star_polygons`).
     """
 
     threshold: float = 0.5
@@ -34,9 +36,10 @@ class PostProcess:
     require_marker: bool = False
     min_marker_size: int = 1
     marker_opening: int = 0
+    nms_threshold: float = 0.4
 
     def __post_init__(self):
-        for name in ("threshold", "marker_threshold"):
+        for name in ("threshold", "marker_threshold", "nms_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.split not in SPLITS:
@@ -92,7 +95,12 @@ def markers_of(mask, settings):
 def probability_to_instances(probability, settings=PostProcess()):
     """Nucleus probability -> instances. Accepted maps: H x W; H x W x 2 softmax whose channel 1
     is nucleus, or a three-class or hv model's reduced (interior, nucleus) map (split "markers"
-    reads both); H x W x 3 three-class softmax and H x W x 4 hv outputs (reduced first)."""
+    reads both); H x W x 3 three-class softmax and H x W x 4 hv outputs (reduced first); H x W x 33
+    rays outputs (split "polygons")."""
+    if settings.split == "polygons":
+        from nuclei_tf.postprocess.star_polygons import polygon_instances
+
+        return polygon_instances(probability, settings)
     return mask_to_instances(binarise(probability, settings), settings)
 
 
@@ -104,6 +112,8 @@ def binarise(probability, settings):
     probability = np.asarray(probability)  # float16 maps of whole slides stay float16
     if probability.dtype.kind != "f":
         probability = probability.astype(np.float32)
+    if settings.split == "polygons":
+        raise ValueError("split 'polygons' (a rays model) has no one-byte mask: its nuclei are polygons")
     if probability.ndim == 3 and probability.shape[-1] in (3, 4):
         probability = nucleus_outputs(probability)
     if not np.isfinite(probability).all():

@@ -39,12 +39,10 @@ def nucleus_outputs(outputs):
     """What post-processing needs of model outputs (..., C): the nucleus probability (last
     channel, shape ...) of a foreground head, the two :data:`REDUCED` channels of a three-class or
     hv one (:func:`~nuclei_tf.postprocess.hover.reduce_hv`: computed per tile, the energy needing
-    a 21 px neighbourhood). A rays model's outputs are refused: its nuclei come from polygons, not
-    from a probability map, and that post-processing is not built yet."""
+    a 21 px neighbourhood); a rays model's outputs whole, its polygons needing every ray."""
     channels = outputs.shape[-1]
     if channels == RAY_CHANNELS:
-        raise ValueError(f"outputs of {RAY_CHANNELS} channels are a rays-head model's (StarDist): its polygon "
-                         "post-processing is not built yet, so it can be trained but not calibrated or used to predict")
+        return outputs
     if channels == THREE_CLASS_CHANNELS:
         return reduce_three_class(outputs)
     if channels == HV_CHANNELS:
