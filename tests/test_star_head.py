@@ -84,6 +84,21 @@ def test_flips_and_rotations_permute_the_rays(name, move):
         np.testing.assert_allclose(moved[..., RAY_MOVES[name](k)], before[..., k], atol=1e-5, err_msg=f"ray {k}")
 
 
+@pytest.mark.parametrize("turns", range(4))
+@pytest.mark.parametrize("flip", [False, True])
+def test_view_channels_put_a_test_time_view_back(turns, flip):
+    """Targets of a turned and flipped view, turned and flipped back as TTA does, then renumbered,
+    are the image's own."""
+    from nuclei_tf.data.star_targets import view_channels
+
+    instances = random_nuclei((48, 48), 6, count=12)
+    view = np.rot90(instances, turns)
+    view = np.ascontiguousarray(view[:, ::-1] if flip else view)
+    back = star_targets(view)
+    back = np.rot90(back[:, ::-1] if flip else back, -turns)[..., view_channels(turns, flip)]
+    np.testing.assert_allclose(back, star_targets(instances), atol=1e-5)
+
+
 def test_object_probability_is_the_distance_to_the_edge_over_its_largest():
     instances = np.zeros((7, 12), np.int32)
     instances[1:6, 1:6] = 1  # a 5 x 5 square: distances 1, 2, 3 from the edge inwards
@@ -268,7 +283,7 @@ def test_polygon_settings_and_odd_outputs():
 def test_fit_calibrate_and_predict_a_rays_unet_plus(synthetic_monuseg, synthetic_tnbc, tmp_path):
     """The star-convex experiment, shrunk to 2 steps: finite losses, `calibrate` on the rays grid
     (object-probability threshold x suppression overlap), a format-5 folder stating nms_threshold,
-    an image segmented; test-time augmentation is refused (flips move the rays)."""
+    an image segmented, with and without test-time augmentation."""
     from dataclasses import replace
 
     from nuclei_tf.cli.main import cli
@@ -298,5 +313,5 @@ def test_fit_calibrate_and_predict_a_rays_unet_plus(synthetic_monuseg, synthetic
     image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)
     outputs, instances = segment(bundle, image)
     assert outputs.shape == (48, 40, RAY_CHANNELS) and instances.shape == (48, 40) and instances.dtype == np.int32
-    with pytest.raises(ValueError, match="test-time augmentation of a rays model is not supported"):
-        segment(replace(bundle, tta=True), image)
+    with_tta, _ = segment(replace(bundle, tta=True), image)
+    assert with_tta.shape == (48, 40, RAY_CHANNELS)

@@ -162,6 +162,16 @@ def test_a_three_class_model_segments_a_slide_strip_by_strip_like_the_whole_imag
     assert pairs.shape[1] == labels.max() == whole.max() > 20 and len(table.splitlines()) == labels.max() + 1
 
 
+def test_a_rays_model_is_refused_on_a_slide_in_one_line(tmp_path, pyramid_slide):
+    from nuclei_tf.models import build_model
+
+    bundle = ModelBundle(build_model("unet_plus", base_filters=4, depth=3, head="rays"), tile=64, mpp=0.25,
+                         postprocess=PostProcess(split="polygons"))
+    result = predict(pyramid_slide, "--model", save_bundle(bundle, tmp_path / "rays"), "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "whole-slide prediction with a rays model is not supported" in result.output
+    assert "Traceback" not in result.output, result.output
+
+
 def test_a_read_failure_mid_run_keeps_the_finished_strips(tmp_path, darkness_model, pyramid_slide, monkeypatch):
     from nuclei_tf.data.errors import DataError
     from nuclei_tf.inference import sources, wsi

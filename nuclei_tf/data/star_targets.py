@@ -26,6 +26,16 @@ def ray_angles(n_rays=N_RAYS):
     return 2.0 * np.pi * np.arange(n_rays) / n_rays
 
 
+def view_channels(turns, flip, n_rays=N_RAYS):
+    """Int (n_rays + 1,) channel indices that put outputs of a view back in the image's frame: for a
+    view ``np.rot90(image, turns)`` then (``flip``) flipped left-right, whose outputs have been
+    turned and flipped back, ray ``k`` of the image is the view's ray ``k - n/4 turns`` (``n/2``
+    minus that when flipped); the object probability stays last."""
+    rays = (np.arange(n_rays) - (n_rays // 4) * turns) % n_rays
+    rays = (n_rays // 2 - rays) % n_rays if flip else rays
+    return np.append(rays, n_rays)
+
+
 def star_distances(instances, n_rays=N_RAYS):
     """Float32 (H, W, n_rays) ray distances (px) of an int instance map (0 = background)."""
     instances = np.ascontiguousarray(instances)

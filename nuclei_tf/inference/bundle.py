@@ -19,6 +19,7 @@ from nuclei_tf.inference.folder_config import (FORMAT, SETTINGS, area_of_pixels,
 from nuclei_tf.inference.precision import load_at_precision, rebuilt, resolve_precision, runnable_precision, with_precision
 from nuclei_tf.inference.shipped import resolve_model
 from nuclei_tf.postprocess import PostProcess
+from nuclei_tf.data.star_targets import RAY_CHANNELS, view_channels
 from nuclei_tf.postprocess.markers import nucleus_outputs
 
 @dataclass
@@ -47,8 +48,9 @@ class ModelBundle:
     def probabilities(self, tiles):
         """Nucleus probability (N, t, t) of a batch of tiles (N, t, t, 3): uint8, or floats in [0, 1]
         (what CLAHE + TV gives); (N, t, t, 2) interior and nucleus probabilities for a three-class
-        model, interior-ness and nucleus probability for an hv one
-        (:func:`~nuclei_tf.postprocess.markers.nucleus_outputs`).
+        model, interior-ness and nucleus probability for an hv one, the 33 outputs of a rays one
+        (:func:`~nuclei_tf.postprocess.markers.nucleus_outputs`; with TTA, each view's rays are
+        renumbered back, :func:`~nuclei_tf.data.star_targets.view_channels`).
 
         Runs the model through a ``tf.function`` compiled once per model and precision for every
         batch size and tile shape (``[None, None, None, 3]``: measured as fast as a graph traced
@@ -63,16 +65,16 @@ class ModelBundle:
         x = tiles.astype(np.float32) / scale
         if not self.tta:
             return nucleus_outputs(np.asarray(function(x), dtype=np.float32))
-        if self.postprocess.split == "polygons":
-            raise ValueError("test-time augmentation of a rays model is not supported: flips and turns move its rays")
         total = 0.0
         for turns in range(4):  # the dihedral group of the square tile: 4 rotations x (no flip, flip)
             for flip in (False, True):
                 view = np.rot90(x, turns, axes=(1, 2))
                 view = view[:, :, ::-1] if flip else view
                 probability = nucleus_outputs(np.asarray(function(np.ascontiguousarray(view)), dtype=np.float32))
-                probability = probability[:, :, ::-1] if flip else probability
-                total += np.rot90(probability, -turns, axes=(1, 2))
+                probability = np.rot90(probability[:, :, ::-1] if flip else probability, -turns, axes=(1, 2))
+                if probability.shape[-1] == RAY_CHANNELS:  # the view's rays point elsewhere
+                    probability = probability[..., view_channels(turns, flip)]
+                total += probability
         return total / 8.0
 
     def _compile(self):
