@@ -12,7 +12,8 @@ commit put first on ``PYTHONPATH``) and its own shipped model folder:
 * ``tiles``: ``--tiles`` crops of 256-1200 px (random sizes and places, seed 0) from the image's
   folder's images, all in one ``predict`` (the files, or the folder where the side reads folders),
   against the sum of their warm in-process ``segment()`` + output times in one process;
-* the top import costs of the modules ``predict`` imports before its first tile (``-X importtime``).
+* the top import costs of the modules ``predict`` imports before its first tile (``-X importtime``);
+* ``nuclei-tf --help`` and ``nuclei-tf models --no-params``, each a fresh process, best of 3.
 """
 import argparse
 import json
@@ -141,6 +142,20 @@ def import_costs(root, top=6):
     return total, sorted(((s, n) for n, s in packages.items()), reverse=True)[:top]
 
 
+#: the CLI as the console script runs it
+CLI = "import sys\nfrom nuclei_tf.cli.main import main\nsys.argv = ['nuclei-tf', *sys.argv[1:]]\nmain()\n"
+
+
+def cli_seconds(root, *args):
+    """Best of 3 wall seconds of a fresh ``nuclei-tf ARGS`` process."""
+    walls = []
+    for _ in range(3):
+        start = time.time()
+        run(root, ["-c", CLI, *args])
+        walls.append(time.time() - start)
+    return min(walls)
+
+
 def measure(label, root, model, image, tiles, tile_dir, repeats, reads_folders):
     timings = json.loads(run(root, ["-c", IN_PROCESS, str(model), str(image), str(repeats), *map(str, tiles)]).stdout.splitlines()[-1])
     walls = [fresh_predict(root, model, [image], Path(tempfile.mkdtemp()) / "one") for _ in range(3)]
@@ -153,7 +168,9 @@ def measure(label, root, model, image, tiles, tile_dir, repeats, reads_folders):
              f"({tiles_wall / len(tiles):.3f} s/tile; {(tiles_wall - tiles_first) / len(tiles):.3f} s/tile after start-up) "
              f"against {per_tile:.3f} s/tile in process: {(tiles_wall - tiles_first) / len(tiles) / per_tile:.2f}x",
              f"        imports before the first tile: {imports:.2f} s; top: "
-             + ", ".join(f"{name} {seconds:.2f}" for seconds, name in top)]
+             + ", ".join(f"{name} {seconds:.2f}" for seconds, name in top),
+             f"        `nuclei-tf --help` {cli_seconds(root, '--help'):.2f} s, `nuclei-tf models --no-params` "
+             f"{cli_seconds(root, 'models', '--no-params'):.2f} s (fresh processes, best of 3)"]
     return lines
 
 
