@@ -44,12 +44,13 @@ def candidates_of(rows, top, threshold):
     """The candidates of model output rows (rows x W x 33, image rows ``top``..): dict of int64 ``ys``,
     ``xs``, float32 ``probabilities`` and float64 clipped ``distances`` (n x 32)."""
     rows = np.asarray(rows)
-    if not np.isfinite(rows).all():
+    probability = rows[..., -1]
+    r, c = np.nonzero(probability > threshold)
+    distances = rows[r, c, RAY_DISTANCES].astype(np.float64)
+    if not (np.isfinite(probability).all() and np.isfinite(distances).all()):
         raise ValueError("rays outputs hold NaN or Inf")
-    r, c = np.nonzero(rows[..., -1] > threshold)
     return {"ys": r.astype(np.int64) + top, "xs": c.astype(np.int64),
-            "probabilities": rows[r, c, -1].astype(np.float32),
-            "distances": np.clip(rows[r, c][:, RAY_DISTANCES].astype(np.float64), 0.0, MAX_RAY)}
+            "probabilities": probability[r, c].astype(np.float32), "distances": np.clip(distances, 0.0, MAX_RAY)}
 
 
 def _join(*parts):
