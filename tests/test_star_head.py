@@ -308,6 +308,7 @@ def test_fit_calibrate_and_predict_a_rays_unet_plus(synthetic_monuseg, synthetic
     bundle = load_bundle(tmp_path / "folder")
     table = bundle.info["calibration"]["table"]
     assert bundle.postprocess.split == "polygons" and len(table) == 12 and "polygons@0.5~nms0.4" in table
+    assert f"split polygons (suppressed beyond {bundle.postprocess.nms_threshold} overlap)" in bundle.postprocess_summary()
     written = json.loads((tmp_path / "folder" / "config.json").read_text())
     assert written["format"] == 5 and written["postprocess"]["nms_threshold"] in (0.3, 0.4, 0.5)
     image = np.random.default_rng(0).integers(0, 256, (48, 40, 3), dtype=np.uint8)

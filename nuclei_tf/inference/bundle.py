@@ -110,7 +110,9 @@ class ModelBundle:
         """The post-processing in words, the smallest nucleus in um^2 where the resolution is known."""
         post = self.postprocess
         opening = f", marker opening {post.marker_opening} px" if post.marker_opening else ""
-        split = post.split + (f" (marker threshold {post.marker_threshold}{opening})" if post.split == "markers" else "")
+        details = {"markers": f" (marker threshold {post.marker_threshold}{opening})",
+                   "polygons": f" (suppressed beyond {post.nms_threshold} overlap)"}
+        split = post.split + details.get(post.split, "")
         size = f"{post.min_size} px" if self.mpp is None else f"{self.min_area_um2:g} um^2 ({post.min_size} px)"
         return f"threshold {post.threshold}, split {split}, smallest nucleus {size}"
 
