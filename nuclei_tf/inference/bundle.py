@@ -72,7 +72,7 @@ class ModelBundle:
                 view = view[:, :, ::-1] if flip else view
                 probability = nucleus_outputs(np.asarray(function(np.ascontiguousarray(view)), dtype=np.float32))
                 probability = np.rot90(probability[:, :, ::-1] if flip else probability, -turns, axes=(1, 2))
-                if probability.shape[-1] == RAY_CHANNELS:  # the view's rays point elsewhere
+                if probability.ndim == 4 and probability.shape[-1] == RAY_CHANNELS:  # the view's rays point elsewhere
                     probability = probability[..., view_channels(turns, flip)]
                 total += probability
         return total / 8.0
