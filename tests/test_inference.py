@@ -20,6 +20,7 @@ from nuclei_tf.inference import ModelBundle, load_bundle, predict_probability, s
 from nuclei_tf.inference.outputs import CSV_COLUMNS, MEASUREMENTS, write_outputs, write_segmentation
 from nuclei_tf.inference.predict import segment_strips
 from nuclei_tf.inference.tile_budget import activation_bytes_per_pixel, margin_tile
+from nuclei_tf.inference.folder_config import pixel_postprocess, read_folder_config
 from nuclei_tf.postprocess.strips import InstanceStrip
 from nuclei_tf.models import build_model
 from nuclei_tf.postprocess import PostProcess, probability_to_instances
@@ -443,10 +444,14 @@ def test_the_smallest_nucleus_is_stated_in_square_microns_and_older_pixel_folder
     upgraded = json.loads(path.read_text())
     assert upgraded["format"] == 5 and "min_size" not in upgraded["postprocess"]
     assert load_bundle(tiny_bundle_dir).postprocess.min_size == 37  # the same nuclei as before the upgrade
-    for mpp in (0.05, 0.2462, 0.25, 0.5, 1.37):  # a saved folder turns its um^2 back into exactly its pixels
+    folder = save_bundle(old, tmp_path / "again")
+    for mpp in (0.05, 0.2462, 0.25, 0.5, 1.37):  # a saved config.json turns its um^2 back into exactly its pixels
         for pixels in (0, 1, 10, 37, 48, 1000):
             bundle = replace(old, mpp=mpp, postprocess=replace(old.postprocess, min_size=pixels))
-            assert load_bundle(save_bundle(bundle, tmp_path / "again")).postprocess.min_size == pixels, (mpp, pixels)
+            (folder / "config.json").write_text(json.dumps(bundle.settings(), indent=2))
+            config = read_folder_config(folder / "config.json")
+            assert pixel_postprocess(config["postprocess"], config["mpp"])["min_size"] == pixels, (mpp, pixels)
+    assert load_bundle(folder).postprocess.min_size == 1000  # the last one, through the whole folder
     old.mpp = 0.25
     old.keep_nuclei_from(3)  # --min-area 3: the fewest whole pixels of at least 3 um^2
     assert old.postprocess.min_size == 48
@@ -612,17 +617,17 @@ def test_margin_tiling_equals_one_whole_image_model_call(arch):
     model = build_model(arch, base_filters=4)
     margin = inference_margin(model)
     assert margin >= receptive_field_radius(model) and margin % 16 == 0
-    image = np.random.default_rng(5).integers(0, 256, (2048, 2048 - 37, 3), dtype=np.uint8)
-    padded = np.pad(image / 255.0, ((0, 0), (0, (-2011) % 16), (0, 0)), mode="reflect")  # to the model's multiple
-    whole = np.asarray(model(padded[None].astype(np.float32)))[0, :, :2011, -1]
+    image = np.random.default_rng(5).integers(0, 256, (1024, 1024 - 37, 3), dtype=np.uint8)  # >= 4 x 4 tiles
+    padded = np.pad(image / 255.0, ((0, 0), (0, (-987) % 16), (0, 0)), mode="reflect")  # to the model's multiple
+    whole = np.asarray(model(padded[None].astype(np.float32)))[0, :, :987, -1]
     bundle = ModelBundle(model, tile=4 * margin, margin=margin)
     tiled = predict_probability(bundle, image).astype(np.float32)
     half_ulp = np.abs(whole - whole.astype(np.float16).astype(np.float32))
     assert np.all(np.abs(tiled - whole) <= half_ulp + 1e-5), "the margin scheme reproduces the untiled model"
     blended = predict_probability(replace(bundle, margin=0, tile=256, overlap=0.5), image).astype(np.float32)
     assert np.abs(blended - whole).max() > np.abs(tiled - whole).max()  # blending 256 px tiles does not
-    resumed = list(probability_rows(bundle, image, start_row=700))
-    assert resumed[0][0] == 700 and np.array_equal(np.vstack([rows for _, rows in resumed]), tiled[700:].astype(np.float16))
+    resumed = list(probability_rows(bundle, image, start_row=500))
+    assert resumed[0][0] == 500 and np.array_equal(np.vstack([rows for _, rows in resumed]), tiled[500:].astype(np.float16))
 
 
 def test_a_three_class_model_is_reduced_to_two_channels_as_early_as_the_tiles():
@@ -693,9 +698,9 @@ def test_the_margin_tile_is_the_largest_that_fits_the_memory_budget():
 def test_activation_memory_is_measured_in_a_child_process(tmp_path):
     model = build_model("unet_plus", base_filters=4, depth=3)
     model.save(tmp_path / "m.keras")
-    small = activation_bytes_per_pixel(tmp_path / "m.keras", "float32")
+    small = activation_bytes_per_pixel(tmp_path / "m.keras", "float32", probe=256)
     build_model("unet_plus", base_filters=16, depth=3).save(tmp_path / "wide.keras")
-    assert 0 < small < activation_bytes_per_pixel(tmp_path / "wide.keras", "float32")  # 4x the filters, more memory
+    assert 0 < small < activation_bytes_per_pixel(tmp_path / "wide.keras", "float32", probe=256)  # 4x the filters, more memory
     (tmp_path / "bad.keras").write_bytes(b"not a model")
     with pytest.raises(RuntimeError, match="bad.keras: measuring the model's activation memory failed"):
         activation_bytes_per_pixel(tmp_path / "bad.keras", "float32")

@@ -22,11 +22,11 @@ PROBE = 1024
 REPEATS = 4
 
 
-def activation_bytes_per_pixel(model_file, precision):
-    """Peak activation bytes per input pixel of ``model_file`` at ``precision``, measured in a
-    child process whose TensorFlow CPU allocator counts what it holds (BFC allocator)."""
+def activation_bytes_per_pixel(model_file, precision, probe=PROBE):
+    """Peak activation bytes per input pixel of ``model_file`` at ``precision`` on a ``probe`` px
+    tile, measured in a child process whose TensorFlow CPU allocator counts what it holds (BFC allocator)."""
     env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true"}
-    result = subprocess.run([sys.executable, "-m", "nuclei_tf.inference.tile_budget", str(model_file), precision],
+    result = subprocess.run([sys.executable, "-m", "nuclei_tf.inference.tile_budget", str(model_file), precision, str(probe)],
                             capture_output=True, text=True, env=env)
     if result.returncode != 0:
         tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
@@ -44,7 +44,7 @@ def margin_tile(bytes_per_pixel, margin, multiple, budget_mib):
     return side
 
 
-def _measure(model_file, precision):
+def _measure(model_file, precision, probe):
     import numpy as np
     import tensorflow as tf
 
@@ -57,12 +57,12 @@ def _measure(model_file, precision):
     for _ in range(REPEATS):  # the executor's thread schedule moves the peak live set by up to 20%: keep the largest
         tf.config.experimental.reset_memory_stats("CPU:0")
         held = tf.config.experimental.get_memory_info("CPU:0")["current"]
-        bundle.probabilities(np.zeros((1, PROBE, PROBE, 3), np.uint8))
+        bundle.probabilities(np.zeros((1, probe, probe, 3), np.uint8))
         grown.append(tf.config.experimental.get_memory_info("CPU:0")["peak"] - held)
     if max(grown) <= 0:
         raise RuntimeError("TensorFlow's CPU allocator counted no memory (TF_CPU_ALLOCATOR_USE_BFC not applied?)")
-    return {"bytes_per_pixel": max(grown) / PROBE**2, "precision": precision}
+    return {"bytes_per_pixel": max(grown) / probe**2, "precision": precision}
 
 
 if __name__ == "__main__":
-    print(json.dumps(_measure(sys.argv[1], sys.argv[2])))
+    print(json.dumps(_measure(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
