@@ -116,7 +116,7 @@ def dask_cluster(tmp_path):
             process.terminate()
         for process in processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=5)  # a worker still inside a task's TensorFlow call can take longer: killed
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
