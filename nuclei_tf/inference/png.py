@@ -20,7 +20,7 @@ def _chunk(kind, data):
 class PngRows(Writer):
     """``with PngRows(path, width, height) as png: png.write(rows)`` for (n, width, 3) uint8 blocks;
     ``name``: the file's name in errors (default ``path``). zlib ``level`` 1: an H&E overlay comes
-    out 5% larger than at zlib's default 6 and is written in about half the time."""
+    out 5% larger than at zlib's default 6 and is compressed in about half the time."""
 
     def __init__(self, path, width, height, level=1, name=None):
         self.path, self.width, self.height = path, width, height
